@@ -1,0 +1,259 @@
+"""The ``structn2v`` command line: analyze-noise, train, predict, demo.
+
+Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import DataError, StructN2VError
+
+
+def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
+    """Crop ``image`` to ``Y0:Y1,X0:X1`` or ``Z0:Z1,Y0:Y1,X0:X1`` over its spatial axes."""
+    from .axes import spatial_axes
+
+    sp = spatial_axes(axes)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (2, 3) or len(parts) > len(sp):
+        raise DataError(f"--roi {text!r} must be Y0:Y1,X0:X1 (or Z0:Z1,Y0:Y1,X0:X1 for 3D data)")
+    letters = sp[-len(parts):]
+    index = [slice(None)] * image.ndim
+    for letter, part in zip(letters, parts):
+        try:
+            a, b = (int(v) for v in part.split(":"))
+        except ValueError:
+            raise DataError(f"--roi part {part!r} is not of the form START:STOP with integers") from None
+        size = image.shape[axes.index(letter)]
+        if not (0 <= a < b <= size):
+            raise DataError(f"--roi {letter} range {a}:{b} lies outside the image (0:{size})")
+        index[axes.index(letter)] = slice(a, b)
+    return image[tuple(index)]
+
+
+def _axes_for(image: np.ndarray, axes: str | None) -> str:
+    from .axes import guess_axes, validate_axes
+
+    return validate_axes(axes, image.ndim) if axes else guess_axes(image.shape)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .io import read_image, write_image
+    from .noise import analyze_noise
+
+    image = read_image(args.noise)
+    axes = _axes_for(image, args.axes)
+    if args.roi:
+        image = _parse_roi(args.roi, image, axes)
+    result = analyze_noise(image, axes=axes, max_lag=args.max_lag)
+    if args.out_autocorr:
+        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
+        print(f"autocorrelation written to {args.out_autocorr}")
+    print(f"{args.noise}: shape {image.shape}, axes {axes}")
+    print(result.report())
+    return 0
+
+
+def _resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:
+    from .masks import load_mask, parse_mask_spec
+    from .noise import analyze_noise, background_blocks
+
+    if spec.lower() == "auto":
+        from .io import read_image
+
+        if dark:
+            noise = read_image(dark)
+            noise_axes = axes if noise.ndim == len(axes) else None
+            result = analyze_noise(noise, axes=noise_axes)
+            source = dark
+        else:
+            blocks, baxes = background_blocks(images[0], axes=axes)
+            result = analyze_noise(blocks, axes=baxes)
+            source = "the darkest tiles of the first image"
+        print(f"mask auto: suggested {result.spec} from {source}")
+        return result.mask
+    if Path(spec).is_file():
+        return load_mask(spec)
+    return parse_mask_spec(spec)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .io import read_image
+    from .masks import describe_mask
+    from .training import TrainDone, TrainStep, Validation, train_iter
+
+    images = [read_image(p) for p in args.images]
+    mask = _resolve_mask(args.mask, images, args.axes.upper(), args.dark)
+    cfg = TrainConfig(
+        steps=args.steps,
+        patch_size=args.patch,
+        patch_size_z=args.patch_z,
+        batch_size=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+        base_filters=args.filters,
+        depth=args.depth,
+        n2v2=args.n2v2,
+        schedule=args.schedule,
+    )
+    print(f"training StructN2V: {len(images)} image(s), axes {args.axes}, mask {describe_mask(mask)}, {cfg.steps} steps")
+    every = max(1, cfg.steps // 20)
+    last_val = None
+    model = None
+    for event in train_iter(images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir):
+        if isinstance(event, Validation):
+            last_val = event.val_loss
+        elif isinstance(event, TrainStep) and (event.step % every == 0 or event.step == event.total_steps):
+            val = f"  val {last_val:.4f}" if last_val is not None else ""
+            print(
+                f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
+                f"{event.patches_per_s:.0f} patches/s  eta {event.eta_s:.0f}s",
+                flush=True,
+            )
+        elif isinstance(event, TrainDone):
+            model = event.model
+    out = model.save(args.out)
+    print(f"model saved to {out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .io import read_image, write_image
+    from .model_io import load_model
+    from .prediction import PredictDone, TileDone
+
+    model = load_model(args.model)
+    image = read_image(args.input)
+    t0 = time.perf_counter()
+    result = None
+    for event in model.predict_iter(image, args.axes, tile=args.tile, overlap=args.overlap, device=args.device):
+        if isinstance(event, TileDone) and (event.index == event.total or event.index % max(1, event.total // 10) == 0):
+            print(f"tile {event.index}/{event.total}", flush=True)
+        elif isinstance(event, PredictDone):
+            result = event.image
+    dt = time.perf_counter() - t0
+    write_image(args.out, result)
+    print(f"denoised {image.shape} in {dt:.1f}s ({image.size / dt / 1e6:.2f} MPix/s); written to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .config import TrainConfig
+    from .io import write_image
+    from .masks import box_mask
+    from .noise import analyze_noise
+    from .synthetic import make_sample
+    from .training import train
+
+    out = Path(args.out)
+    sample = make_sample("2d", seed=args.seed)
+    noisy, clean, dark = sample["noisy"], sample["clean"], sample["dark"]
+    for name in ("noisy", "clean", "dark"):
+        write_image(out / f"{name}.tif", sample[name], axes="YX")
+    print("1/4 synthetic 256x256 image with noise correlated along X (camera read-out lines)")
+    analysis = analyze_noise(dark)
+    print("2/4 noise analysis of the dark frame:")
+    print("    " + analysis.report().replace("\n", "\n    "))
+    cfg = TrainConfig(steps=args.steps, seed=args.seed, device=args.device)
+
+    def psnr(x: np.ndarray) -> float:
+        return float(-10 * np.log10(np.mean((x - clean) ** 2)))
+
+    rows = [("noisy input", "-", psnr(noisy))]
+    for label, mask in (("N2V", box_mask(1, 1)), ("StructN2V", analysis.mask)):
+        t0 = time.perf_counter()
+        print(f"3/4 training {label} ({cfg.steps} steps, mask {'x'.join(map(str, mask.shape[::-1]))}) ...", flush=True)
+        model = train(noisy, "YX", mask, cfg)
+        denoised = model.predict(noisy)
+        write_image(out / f"{label.lower()}.tif", denoised, axes="YX")
+        if label == "StructN2V":
+            model.save(out / "structn2v_model.pt")
+        rows.append((label, "x".join(map(str, mask.shape[::-1])), psnr(denoised)))
+        print(f"    done in {time.perf_counter() - t0:.0f}s", flush=True)
+    print(f"4/4 results against the synthetic truth (files in {out}/):")
+    print(f"    {'method':<12} {'mask':>6} {'PSNR (dB)':>10}")
+    for name, m, value in rows:
+        print(f"    {name:<12} {m:>6} {value:>10.2f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze-noise", help="autocorrelation of pure noise and a suggested blind mask")
+    a.add_argument("noise", help="TIFF of pure noise (dark frame) or an image with an empty region (--roi)")
+    a.add_argument("--axes", help="axes over STCZYX (default: YX for 2D, ZYX for 3D)")
+    a.add_argument("--roi", help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise")
+    a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
+    a.add_argument("--out-autocorr", help="write the autocorrelation to this TIFF")
+    a.set_defaults(func=cmd_analyze)
+
+    t = sub.add_parser("train", help="train a StructN2V model on noisy images")
+    t.add_argument("images", nargs="+", help="noisy TIFF(s), all with the same axes")
+    t.add_argument("--axes", required=True, help="axes over STCZYX, e.g. YX, SYX, ZYX, CYX")
+    t.add_argument("--mask", required=True, help="WxH[xD] (e.g. 9x1, 1x17x1, 1x1 = N2V), 'auto', or a mask file (.npy/.tif)")
+    t.add_argument("--out", required=True, help="model file to write (e.g. model.pt)")
+    t.add_argument("--dark", help="dark frame / pure noise used by --mask auto (ignored otherwise)")
+    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--patch", type=int, default=64, help="YX patch side (default 64)")
+    t.add_argument("--patch-z", type=int, default=16, help="Z patch side for 3D (default 16)")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--lr", type=float, default=4e-4)
+    t.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--val-fraction", type=float, default=0.1)
+    t.add_argument("--filters", type=int, default=16, help="base filters of the U-Net (default 16, doubling per level)")
+    t.add_argument("--depth", type=int, default=2)
+    t.add_argument("--n2v2", action="store_true", help="N2V2 variant (blur-pool, no top skip connection)")
+    t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("predict", help="denoise an image with a trained model")
+    r.add_argument("model")
+    r.add_argument("input")
+    r.add_argument("--out", required=True)
+    r.add_argument("--axes", help="axes of INPUT (default: the model's, adapted)")
+    r.add_argument("--tile", type=int, default=256)
+    r.add_argument("--overlap", type=int, help="tile overlap (default: from the receptive field)")
+    r.add_argument("--device", default="auto")
+    r.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("demo", help="synthetic end-to-end run: analyse, train N2V and StructN2V, compare")
+    d.add_argument("--out", default="structn2v_demo", help="folder for the TIFFs and the model")
+    d.add_argument("--steps", type=int, default=400)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="auto")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``structn2v`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (StructN2VError, OSError) as exc:
+        msg = str(exc) if isinstance(exc, StructN2VError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        print(f"structn2v: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("structn2v: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

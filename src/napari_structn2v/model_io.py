@@ -1,0 +1,224 @@
+"""Trained models: weights + config in one file that loads without executing pickled code."""
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Generator, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .devices import resolve_device
+from .errors import ModelFileError
+from .masks import describe_mask, validate_mask
+from .prediction import PredictDone, TileDone, predict_tiles, resolve_axes
+from .unet import UNet, UNetConfig
+
+FORMAT = "napari-structn2v-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to use a trained network besides its weights.
+
+    Attributes
+    ----------
+    axes : str
+        Axes of the training data (e.g. ``"SYX"``, ``"ZYX"``).
+    mask : np.ndarray
+        The blind mask (bool, ``(H, W)`` or ``(D, H, W)``).
+    low, high : list of float
+        Per-channel normalisation: input ``(x - low) / (high - low)``.
+    architecture : UNetConfig
+    training : dict
+        Provenance: the TrainConfig, steps done, losses, timing, versions, date.
+    """
+
+    axes: str
+    mask: np.ndarray
+    low: list[float]
+    high: list[float]
+    architecture: UNetConfig
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "axes": self.axes,
+                "mask": np.asarray(self.mask, dtype=np.uint8).tolist(),
+                "normalization": {"method": "percentile", "low": list(map(float, self.low)), "high": list(map(float, self.high))},
+                "architecture": self.architecture.to_dict(),
+                "training": self.training,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        d = json.loads(text)
+        if d.get("format") != FORMAT:
+            raise ModelFileError("the file is not a napari-structn2v model (unknown format tag)")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise ModelFileError(
+                f"the model file has format version {d['format_version']}; this napari-structn2v "
+                f"reads up to {FORMAT_VERSION}: upgrade napari-structn2v"
+            )
+        norm = d["normalization"]
+        return cls(
+            axes=d["axes"],
+            mask=validate_mask(np.array(d["mask"], dtype=bool)),
+            low=norm["low"],
+            high=norm["high"],
+            architecture=UNetConfig(**d["architecture"]),
+            training=d.get("training", {}),
+        )
+
+
+class StructN2VModel:
+    """A trained StructN2V network with its config; predicts and saves itself."""
+
+    def __init__(self, net: UNet, config: ModelConfig):
+        self.net = net
+        self.config = config
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def mask(self) -> np.ndarray:
+        return self.config.mask
+
+    @property
+    def axes(self) -> str:
+        return self.config.axes
+
+    @property
+    def spatial_ndim(self) -> int:
+        return self.config.architecture.spatial_ndim
+
+    @property
+    def n_channels(self) -> int:
+        return self.config.architecture.in_channels
+
+    def __repr__(self) -> str:
+        steps = self.config.training.get("steps_done", "?")
+        return (
+            f"StructN2VModel(axes={self.axes!r}, mask={describe_mask(self.mask)!r}, "
+            f"depth={self.config.architecture.depth}, filters={self.config.architecture.base_filters}, "
+            f"steps={steps})"
+        )
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict_iter(
+        self,
+        image: np.ndarray,
+        axes: str | None = None,
+        *,
+        tile: int | Sequence[int] = 256,
+        overlap: int | Sequence[int] | None = None,
+        device: str | torch.device = "auto",
+        amp: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
+        """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
+        :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
+
+        ``axes`` default to the training axes with S/T added or dropped to fit the image.
+        """
+        arch = self.config.architecture
+        image = np.asarray(image) if not hasattr(image, "shape") else image
+        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        self.net.to(dev)
+        if arch.spatial_ndim == 2 and dev.type == "cpu":
+            self.net.to(memory_format=torch.channels_last)
+        return (
+            yield from predict_tiles(
+                self.net,
+                image,
+                ax,
+                low=np.asarray(self.config.low),
+                high=np.asarray(self.config.high),
+                multiple=arch.multiple,
+                radius=arch.receptive_radius(),
+                tile=tile,
+                overlap=overlap,
+                device=dev,
+                amp=amp,
+                should_stop=should_stop,
+            )
+        )
+
+    def predict(self, image: np.ndarray, axes: str | None = None, **kwargs) -> np.ndarray:
+        """Denoise ``image``; see :meth:`predict_iter` for the options."""
+        result = None
+        for event in self.predict_iter(image, axes, **kwargs):
+            if isinstance(event, PredictDone):
+                result = event.image
+        return result
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write weights and config to ``path`` (any name; ``.pt`` is conventional)."""
+        path = Path(path)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        torch.save({"config": self.config.to_json(), "state_dict": state}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "StructN2VModel":
+        """Load a model file safely (``torch.load(weights_only=True)``: no pickled code runs)."""
+        return load_model(path)
+
+
+def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel:
+    """Load a model saved by :meth:`StructN2VModel.save`.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a model file, corrupt, or from an incompatible version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file (not a model archive)")
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(
+            f"{str(path)!r} holds objects other than weights and settings; refusing to load it "
+            "(loading could run code)"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
+        raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file ({type(exc).__name__})") from exc
+    if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
+        raise ModelFileError(f"{str(path)!r} is not a napari-structn2v model file")
+    try:
+        config = ModelConfig.from_json(blob["config"])
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(f"{str(path)!r} has a corrupt model config ({exc})") from exc
+    net = UNet(config.architecture)
+    try:
+        net.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise ModelFileError(f"{str(path)!r}: the weights do not match the stored architecture") from exc
+    net.eval()
+    return StructN2VModel(net, config)
+
+
+def new_model_config(axes: str, mask: np.ndarray, low, high, architecture: UNetConfig, training: dict) -> ModelConfig:
+    """Helper for the trainer: a :class:`ModelConfig` with version provenance filled in."""
+    training = dict(training)
+    training.setdefault("napari_structn2v_version", __version__)
+    training.setdefault("torch_version", torch.__version__)
+    return ModelConfig(axes=axes, mask=np.asarray(mask, dtype=bool), low=list(map(float, low)), high=list(map(float, high)), architecture=architecture, training=training)

@@ -1,0 +1,103 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_structn2v.cli import main
+from napari_structn2v.model_io import load_model
+from napari_structn2v.synthetic import correlated_noise, make_sample
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    s = make_sample("2d", seed=1, size=64)
+    tifffile.imwrite(d / "noisy.tif", s["noisy"])
+    tifffile.imwrite(d / "dark.tif", correlated_noise((128, 128), axis=-1, rng=2))
+    tifffile.imwrite(d / "stack.tif", np.stack([s["noisy"], s["noisy"][::-1]]))
+    return d
+
+
+def test_analyze_noise_last_line_is_spec(files, capsys, tmp_path):
+    out = tmp_path / "ac.tif"
+    assert main(["analyze-noise", str(files / "dark.tif"), "--out-autocorr", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    spec = lines[-1]
+    w, h = (int(v) for v in spec.split("x"))
+    assert h == 1 and w >= 7
+    assert tifffile.imread(out).shape == (33, 33)
+    assert main(["analyze-noise", str(files / "dark.tif"), "--roi", "10:60,20:90"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("x1")
+
+
+def test_train_predict_end_to_end(files, capsys, tmp_path):
+    model = tmp_path / "any name.bin"
+    rc = main([
+        "train", str(files / "noisy.tif"), str(files / "noisy.tif"), "--axes", "YX", "--mask", "auto",
+        "--dark", str(files / "dark.tif"), "--out", str(model), "--steps", "8", "--patch", "32", "--batch", "4",
+    ])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "mask auto: suggested" in out and "step      8/8" in out
+    m = load_model(model)
+    assert m.mask.shape[0] == 1 and m.mask.shape[1] > 1
+    pred = tmp_path / "den.tif"
+    assert main(["predict", str(model), str(files / "stack.tif"), "--out", str(pred), "--axes", "SYX", "--tile", "64"]) == 0
+    res = tifffile.imread(pred)
+    assert res.shape == (2, 64, 64) and res.dtype == np.float32
+
+
+def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
+    np.save(tmp_path / "mask.npy", np.ones((1, 3), bool))
+    model = tmp_path / "m.pt"
+    assert main(["train", str(files / "stack.tif"), "--axes", "SYX", "--mask", str(tmp_path / "mask.npy"),
+                 "--dark", str(files / "dark.tif"), "--out", str(model), "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
+    assert load_model(model).mask.shape == (1, 3)
+    assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "auto", "--out", str(model),
+                 "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
+    assert "darkest tiles" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["analyze-noise", "missing.tif"], "does not exist"),
+        (["analyze-noise", "{noisy}", "--roi", "0:10"], "--roi"),
+        (["analyze-noise", "{noisy}", "--roi", "0:100,0:10"], "outside the image"),
+        (["analyze-noise", "{noisy}", "--axes", "YQ"], "Q"),
+        (["train", "{noisy}", "--axes", "YX", "--mask", "8x1", "--out", "m.pt"], "odd"),
+        (["train", "{noisy}", "--axes", "ZYX", "--mask", "3x1", "--out", "m.pt"], "dimensions"),
+        (["train", "{noisy}", "--axes", "YX", "--mask", "65x1", "--out", "m.pt", "--patch", "32"], "larger than the training patch"),
+        (["train", "{noisy}", "--axes", "YX", "--mask", "3x1", "--out", "m.pt", "--device", "cuda:3"], "CUDA"),
+        (["predict", "{noisy}", "{noisy}", "--out", "o.tif"], "not a readable"),
+        (["predict", "missing.pt", "{noisy}", "--out", "o.tif"], "does not exist"),
+    ],
+)
+def test_user_errors_are_one_line(files, capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(noisy=files / "noisy.tif") for a in args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("structn2v: error:")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_console_script_and_fast_import(files):
+    out = subprocess.run([sys.executable, "-m", "napari_structn2v.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "structn2v" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "napari_structn2v.cli", "predict", "x.pt", "y.tif", "--out", "z.tif"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_package_import_is_light():
+    code = (
+        "import sys, napari_structn2v as s; assert 'torch' not in sys.modules; "
+        "assert not any(m.startswith(('qtpy', 'PyQt5', 'napari.')) for m in sys.modules); "
+        "s.parse_mask_spec('9x1'); assert 'torch' not in sys.modules; print(s.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,93 @@
+import numpy as np
+import torch
+
+from napari_structn2v.masking import augment, blind_mask_batch, mask_offsets, masked_mse, stratified_coords
+from napari_structn2v.masks import box_mask, cross_mask, parse_mask_spec
+
+
+def _gen(seed=0):
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def _expected_hidden(weights, mask):
+    """Union of the mask placed around every active pixel (clipped to the patch)."""
+    w = weights[:, 0].numpy() > 0
+    out = np.zeros_like(w)
+    offs = np.argwhere(mask) - np.array(mask.shape) // 2
+    for b, *pos in np.argwhere(w):
+        for off in offs:
+            q = np.array(pos) + off
+            if np.all(q >= 0) and np.all(q < w.shape[1:]):
+                out[(b, *q)] = True
+    return out
+
+
+def test_replaces_exactly_the_mask_pixels_2d():
+    x = torch.rand(4, 1, 48, 48, generator=_gen(1)) + 10.0  # values never produced by the replacement
+    x[:, :, 0, 0] = 9.0  # patch range [9, 11): replacements are uniform in it, distinct a.s.
+    mask = parse_mask_spec("9x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(2))
+    changed = (masked != x)[:, 0].numpy()
+    np.testing.assert_array_equal(changed, _expected_hidden(w, mask))
+    assert torch.equal(x[:, :, 0, 0], torch.full((4, 1), 9.0))  # input untouched
+    lo, hi = x.amin(), x.amax()
+    assert bool(((masked >= lo) & (masked <= hi)).all())
+
+
+def test_replaces_exactly_cross_mask_3d_and_multichannel():
+    x = torch.rand(2, 2, 8, 24, 24, generator=_gen(3))
+    mask = np.zeros((3, 5, 5), bool)
+    mask[1] = cross_mask(5, 5)
+    mask[:, 2, 2] = True
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.05, generator=_gen(4))
+    expected = _expected_hidden(w, mask)
+    for c in range(2):
+        np.testing.assert_array_equal((masked != x)[:, c].numpy(), expected)
+
+
+def test_active_fraction_is_stratified():
+    coords, valid = stratified_coords(3, (64, 64), 0.02, generator=_gen(5))
+    assert coords.shape[1] == 100  # 7x7 cells -> ceil(64/7)^2
+    frac = valid.sum().item() / (3 * 64 * 64)
+    assert 0.015 < frac < 0.025
+    # one pixel per cell
+    cells = coords[valid] // 7
+    assert len({tuple(c) for c in cells[: valid[0].sum()].tolist()}) == valid[0].sum().item()
+
+
+def test_n2v_is_the_one_pixel_case():
+    x = torch.rand(2, 1, 32, 32, generator=_gen(6))
+    masked, w = blind_mask_batch(x, mask_offsets(box_mask(1, 1)), fraction=0.02, generator=_gen(7))
+    np.testing.assert_array_equal((masked != x)[:, 0].numpy(), w[:, 0].numpy() > 0)
+
+
+def test_loss_only_sees_active_pixels():
+    x = torch.rand(2, 1, 32, 32, generator=_gen(8))
+    _, w = blind_mask_batch(x, mask_offsets(box_mask(5, 1)), fraction=0.02, generator=_gen(9))
+    pred = torch.zeros_like(x, requires_grad=True)
+    loss = masked_mse(pred, x, w)
+    loss.backward()
+    nonzero = pred.grad[:, 0] != 0
+    np.testing.assert_array_equal(nonzero.numpy(), w[:, 0].numpy() > 0)
+    expected = ((x - 0) ** 2)[w > 0].mean()
+    assert torch.isclose(loss, expected)
+
+
+def test_augmentation_moves_mask_with_data():
+    x = torch.rand(4, 1, 32, 32, generator=_gen(10)) + 5
+    x[:, :, 0, 0] = 4.0
+    mask = parse_mask_spec("7x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(11))
+    g = _gen(12)
+    for _ in range(8):
+        am, ax, aw = augment((masked, x, w), generator=g, rotate=False)
+        # the hidden pixels are still the 7x1 horizontal lines around the active pixels
+        np.testing.assert_array_equal((am != ax)[:, 0].numpy(), _expected_hidden(aw, mask))
+    # with rotation allowed, a symmetric mask stays consistent too
+    sq = box_mask(3, 3)
+    masked, w = blind_mask_batch(x, mask_offsets(sq), fraction=0.02, generator=_gen(13))
+    for _ in range(8):
+        am, ax, aw = augment((masked, x, w), generator=g, rotate=True)
+        np.testing.assert_array_equal((am != ax)[:, 0].numpy(), _expected_hidden(aw, sq))

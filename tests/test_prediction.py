@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_structn2v.errors import AxesError, DataError
+from napari_structn2v.model_io import StructN2VModel, new_model_config
+from napari_structn2v.masks import box_mask
+from napari_structn2v.prediction import PredictDone, TileDone
+from napari_structn2v.unet import UNet, UNetConfig
+
+
+def _model(nd=2, channels=1, axes="YX", **kw):
+    torch.manual_seed(0)
+    arch = UNetConfig(spatial_ndim=nd, in_channels=channels, out_channels=channels, base_filters=8, **kw)
+    net = UNet(arch).eval()
+    # non-trivial batch-norm statistics
+    for m in net.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    mask = box_mask(3, 1) if nd == 2 else box_mask(1, 3, 1)
+    return StructN2VModel(net, new_model_config(axes, mask, [0.0] * channels, [2.0] * channels, arch, {}))
+
+
+def test_tiled_equals_untiled_2d():
+    model = _model()
+    img = np.random.default_rng(0).random((150, 213)).astype(np.float32) * 2
+    full = model.predict(img, tile=1024)
+    tiled = model.predict(img, tile=96)
+    assert tiled.shape == img.shape and tiled.dtype == np.float32
+    border = 8
+    inner = (slice(border, -border), slice(border, -border))
+    np.testing.assert_allclose(tiled[inner], full[inner], atol=1e-4)
+    # seamless: no jump across tile borders beyond the image's own variation
+    assert np.abs(tiled - full).max() < 1e-3
+
+
+def test_tiles_stream_and_cover_everything():
+    model = _model()
+    img = np.random.default_rng(1).random((2, 100, 120)).astype(np.float32)
+    seen = np.zeros(img.shape, bool)
+    events = list(model.predict_iter(img, "SYX", tile=64, overlap=32))
+    tiles = [e for e in events if isinstance(e, TileDone)]
+    assert isinstance(events[-1], PredictDone) and not events[-1].stopped
+    assert tiles[-1].index == tiles[-1].total == len(tiles) > 2
+    for t in tiles:
+        assert t.data.shape == img[t.region].shape
+        np.testing.assert_array_equal(events[-1].image[t.region], t.data)
+        seen[t.region] = True
+    assert seen.all()
+
+
+def test_tiled_equals_untiled_3d_and_channels():
+    model = _model(nd=3, axes="ZYX")
+    vol = np.random.default_rng(2).random((20, 70, 90)).astype(np.float32)
+    full = model.predict(vol, tile=512)
+    radius = model.config.architecture.receptive_radius()
+    tiled = model.predict(vol, tile=2 * max(radius) + 24)
+    assert sum(isinstance(e, TileDone) for e in model.predict_iter(vol, tile=2 * max(radius) + 24)) > 2
+    np.testing.assert_allclose(tiled[4:-4, 8:-8, 8:-8], full[4:-4, 8:-8, 8:-8], atol=1e-4)
+    m2 = _model(channels=2, axes="CYX")
+    img = np.random.default_rng(3).random((40, 50, 2)).astype(np.float32)
+    out = m2.predict(img, "YXC", tile=1024)
+    assert out.shape == img.shape
+    ref = m2.predict(np.moveaxis(img, -1, 0), "CYX", tile=1024)
+    np.testing.assert_allclose(np.moveaxis(out, -1, 0), ref, atol=1e-5)
+
+
+def test_stop_and_errors():
+    model = _model()
+    img = np.zeros((128, 128), np.float32)
+    calls = iter([False, True])
+    events = list(model.predict_iter(img, tile=64, overlap=16, should_stop=lambda: next(calls, True)))
+    assert events[-1].stopped and sum(isinstance(e, TileDone) for e in events) == 1
+    with pytest.raises(AxesError, match="2D"):
+        model.predict(np.zeros((4, 32, 32)), "ZYX")
+    with pytest.raises(DataError, match="too small"):
+        model.predict(img, tile=16, overlap=32)
+    with pytest.raises(DataError, match="channel"):
+        model.predict(np.zeros((3, 32, 32)), "CYX")
+
+
+def test_default_axes_adapt_to_image():
+    model = _model(axes="SYX")
+    assert model.predict(np.zeros((40, 40), np.float32)).shape == (40, 40)
+    assert model.predict(np.zeros((2, 40, 40), np.float32)).shape == (2, 40, 40)
