@@ -28,7 +28,7 @@ def test_replaces_exactly_the_mask_pixels_2d():
     x = torch.rand(4, 1, 48, 48, generator=_gen(1)) + 10.0  # values never produced by the replacement
     x[:, :, 0, 0] = 9.0  # patch range [9, 11): replacements are uniform in it, distinct a.s.
     mask = parse_mask_spec("9x1")
-    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(2))
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(2), replacement="uniform")
     changed = (masked != x)[:, 0].numpy()
     np.testing.assert_array_equal(changed, _expected_hidden(w, mask))
     assert torch.equal(x[:, :, 0, 0], torch.full((4, 1), 9.0))  # input untouched
@@ -41,10 +41,51 @@ def test_replaces_exactly_cross_mask_3d_and_multichannel():
     mask = np.zeros((3, 5, 5), bool)
     mask[1] = cross_mask(5, 5)
     mask[:, 2, 2] = True
-    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.05, generator=_gen(4))
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.05, generator=_gen(4), replacement="uniform")
     expected = _expected_hidden(w, mask)
     for c in range(2):
         np.testing.assert_array_equal((masked != x)[:, c].numpy(), expected)
+
+
+def test_random_pixel_replacement_draws_from_the_patch():
+    x = torch.rand(3, 1, 40, 40, generator=_gen(20))
+    mask = parse_mask_spec("11x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(21))
+    expected = _expected_hidden(w, mask)
+    changed = (masked != x)[:, 0].numpy()
+    # only mask pixels change; a draw may hit its own pixel (p = 1/1600), so allow a few misses
+    assert not (changed & ~expected).any()
+    assert (expected & ~changed).sum() <= 0.01 * expected.sum()
+    for b in range(3):
+        values = set(x[b, 0].flatten().tolist())
+        assert set(masked[b, 0][torch.from_numpy(expected[b])].tolist()) <= values
+    # replacements follow the patch's distribution: their mean is the patch mean, not mid-range
+    sparse = torch.zeros(8, 1, 64, 64)
+    sparse[:, :, ::8, ::8] = 1.0  # 1.6 % bright pixels
+    m2, w2 = blind_mask_batch(sparse, mask_offsets(mask), fraction=0.02, generator=_gen(22))
+    hidden = torch.from_numpy(_expected_hidden(w2, mask))[:, None]
+    assert m2[hidden].mean() < 0.1
+    m3, _ = blind_mask_batch(sparse, mask_offsets(mask), fraction=0.02, generator=_gen(22), replacement="uniform")
+    assert m3[hidden].mean() > 0.3
+
+
+def test_segment_replacement_copies_the_pattern_from_elsewhere():
+    x = torch.arange(2 * 48 * 48, dtype=torch.float32).reshape(2, 1, 48, 48)  # unique values
+    mask = parse_mask_spec("7x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.01, generator=_gen(30))
+    expected = _expected_hidden(w, mask)
+    changed = (masked != x)[:, 0].numpy()
+    assert not (changed & ~expected).any()
+    assert (expected & ~changed).sum() <= 0.02 * expected.sum()
+    # around an isolated active pixel, the hidden line holds 7 consecutive pixels of one row
+    # (a real segment, wrapped at the border), taken from another place of the same patch
+    b, y, x0 = np.argwhere(w[:, 0].numpy() > 0)[0]
+    row = masked[b, 0, y].numpy()
+    seg = [row[(x0 + d)] for d in range(-3, 4) if 0 <= x0 + d < 48]
+    src = [divmod(int(v) - b * 48 * 48, 48) for v in seg]
+    assert len({r for r, _ in src}) == 1  # one source row
+    cols = [c for _, c in src]
+    assert all((c2 - c1) % 48 == 1 for c1, c2 in zip(cols, cols[1:]))  # consecutive columns
 
 
 def test_active_fraction_is_stratified():
@@ -79,7 +120,7 @@ def test_augmentation_moves_mask_with_data():
     x = torch.rand(4, 1, 32, 32, generator=_gen(10)) + 5
     x[:, :, 0, 0] = 4.0
     mask = parse_mask_spec("7x1")
-    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(11))
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=_gen(11), replacement="uniform")
     g = _gen(12)
     for _ in range(8):
         am, ax, aw = augment((masked, x, w), generator=g, rotate=False)
@@ -87,7 +128,7 @@ def test_augmentation_moves_mask_with_data():
         np.testing.assert_array_equal((am != ax)[:, 0].numpy(), _expected_hidden(aw, mask))
     # with rotation allowed, a symmetric mask stays consistent too
     sq = box_mask(3, 3)
-    masked, w = blind_mask_batch(x, mask_offsets(sq), fraction=0.02, generator=_gen(13))
+    masked, w = blind_mask_batch(x, mask_offsets(sq), fraction=0.02, generator=_gen(13), replacement="uniform")
     for _ in range(8):
         am, ax, aw = augment((masked, x, w), generator=g, rotate=True)
         np.testing.assert_array_equal((am != ax)[:, 0].numpy(), _expected_hidden(aw, sq))

@@ -27,6 +27,8 @@ class TrainConfig:
         Learning-rate schedule in steps: cosine decay to 5 % of ``lr`` at the last step, or constant.
     masked_fraction : float
         Fraction of active (loss) pixels per patch, placed by stratified sampling.
+    replacement : {"segment", "random_pixel", "uniform"}
+        What hidden pixels become (see :func:`~napari_structn2v.masking.blind_mask_batch`).
     val_fraction : float
         Share of each image (rows at the bottom) held out for validation; 0 disables it.
     val_every : int
@@ -55,6 +57,7 @@ class TrainConfig:
     lr: float = 4e-4
     schedule: str = "cosine"
     masked_fraction: float = 0.02
+    replacement: str = "segment"
     val_fraction: float = 0.1
     val_every: int = 100
     seed: int = 0

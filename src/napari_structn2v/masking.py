@@ -55,13 +55,32 @@ def blind_mask_batch(
     *,
     fraction: float = 0.02,
     generator: torch.Generator,
+    replacement: str = "segment",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide the blind mask around stratified active pixels.
 
     For every active pixel, every pixel of the blind mask around it (``offsets``, clipped to
-    the patch) gets a value drawn uniformly from the patch's own range ``[min, max]`` (per patch and
-    channel), independent of the pixel it replaces. This is StructN2V's replacement (N2V's
-    neighbour copying would leak the correlated noise it is meant to hide).
+    the patch) is replaced by a value independent of the noise it hides:
+
+    - ``"segment"`` (default): the mask's pattern of pixels around a random other position of
+      the same patch (wrapped at the borders). The hidden pixels get real image content with
+      the image's own local texture (e.g. the smoothness of X-correlated noise along X), but
+      from elsewhere, so it carries nothing about the active pixel's noise or signal. The
+      network learns to ignore what lies under the mask without learning "masked pixels look
+      random", so it behaves the same on unmasked images at prediction time.
+    - ``"random_pixel"``: independent uniformly drawn pixels of the patch.
+    - ``"uniform"``: uniform over the patch's range ``[min, max]`` (CAREamics' StructN2V).
+
+    Why not the simpler ones: random values are rough where real lines are smooth, and the
+    ReLU network's response to that roughness is rectified into an offset that it learns to
+    subtract; without the mask at prediction time, the whole output is then too dark. Measured
+    after 300 steps with an 11x1 mask on the synthetic sample (normalised units, clean mean
+    0.36): prediction on masked / unmasked input 0.34 / 0.24 with ``"random_pixel"``, 0.33 /
+    0.32 with ``"segment"``; ``"uniform"`` is worse still.
+    For a 1x1 mask all three reduce to plain N2V replacements (a random pixel of the patch for
+    ``"segment"``).
+
+    N2V's neighbour copying is not offered: it would copy the correlated noise the mask hides.
 
     Parameters
     ----------
@@ -69,6 +88,7 @@ def blind_mask_batch(
         ``(B, C, [Z,] Y, X)`` float training patches (targets; not modified).
     offsets : torch.Tensor
         ``(M, ndim)`` mask offsets (see :func:`mask_offsets`).
+    replacement : {"segment", "random_pixel", "uniform"}
 
     Returns
     -------
@@ -89,11 +109,25 @@ def blind_mask_batch(
     batch_idx = torch.arange(b, device=device)[:, None, None].expand_as(inside)[inside]
     pix_idx = (hidden * strides).sum(-1)[inside]
     flat = patches.reshape(b, c, -1)
-    lo = flat.amin(-1)  # B, C
-    hi = flat.amax(-1)
-    u = torch.rand((batch_idx.numel(), c), generator=generator, device=device, dtype=patches.dtype)
+    n_px = flat.shape[-1]
+    if replacement == "segment":
+        # one random source position per active pixel; the hidden pattern is filled with the
+        # same pattern of pixels around that source (wrapped into the patch)
+        src = (torch.rand(coords.shape, generator=generator, device=device) * shape_t).long()
+        src_hidden = torch.remainder(src[:, :, None, :] + offsets[None, None], shape_t)
+        values = flat[batch_idx, :, (src_hidden * strides).sum(-1)[inside]]
+    elif replacement == "random_pixel":
+        src = torch.randint(0, n_px, (batch_idx.numel(),), generator=generator, device=device)
+        values = flat[batch_idx, :, src]
+    elif replacement == "uniform":
+        lo = flat.amin(-1)  # B, C
+        hi = flat.amax(-1)
+        u = torch.rand((batch_idx.numel(), c), generator=generator, device=device, dtype=patches.dtype)
+        values = lo[batch_idx] + u * (hi - lo)[batch_idx]
+    else:
+        raise ValueError(f"replacement must be 'segment', 'random_pixel' or 'uniform', got {replacement!r}")
     masked = flat.clone()
-    masked[batch_idx, :, pix_idx] = lo[batch_idx] + u * (hi - lo)[batch_idx]
+    masked[batch_idx, :, pix_idx] = values
     weights = torch.zeros((b, 1, flat.shape[-1]), device=device, dtype=patches.dtype)
     active_b = torch.arange(b, device=device)[:, None].expand_as(valid)[valid]
     active_p = (coords * strides).sum(-1)[valid]

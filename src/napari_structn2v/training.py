@@ -191,7 +191,7 @@ def train_iter(
         vsampler = PatchSampler(val_arr, patch, rng=np.random.default_rng(cfg.seed + 1), device=device)
         offsets_v = mask_offsets(mask_arr)
         for vb in vsampler.fixed_batches(max(cfg.batch_size, 4 * cfg.batch_size), cfg.batch_size):
-            xm, w = blind_mask_batch(vb, offsets_v, fraction=cfg.masked_fraction, generator=vgen)
+            xm, w = blind_mask_batch(vb, offsets_v, fraction=cfg.masked_fraction, generator=vgen, replacement=cfg.replacement)
             val_batches.append((xm, vb, w))
 
     offsets = mask_offsets(mask_arr).to(device)
@@ -250,7 +250,7 @@ def train_iter(
             step -= 1
             break
         batch = sampler.sample(cfg.batch_size)
-        xm, w = blind_mask_batch(batch, offsets, fraction=cfg.masked_fraction, generator=gen)
+        xm, w = blind_mask_batch(batch, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
         if cfg.augment:
             xm, batch, w = augment((xm, batch, w), generator=gen, rotate=rotate)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
