@@ -1,0 +1,273 @@
+"""Layer helpers for the dock widgets: layer pickers, add-or-update by name, notifications.
+
+Everything here runs on the Qt main thread.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QAbstractItemView, QComboBox, QListWidget, QListWidgetItem, QWidget
+
+if TYPE_CHECKING:
+    import napari
+    import napari.layers
+
+
+# notifications -------------------------------------------------------------
+def notify_error(message: str) -> None:
+    """Show an error notification (never an exception dialog)."""
+    from napari.utils import notifications
+
+    notifications.show_error(message)
+
+
+def notify_warning(message: str) -> None:
+    """Show a warning notification."""
+    from napari.utils import notifications
+
+    notifications.show_warning(message)
+
+
+def notify_info(message: str) -> None:
+    """Show an info notification."""
+    from napari.utils import notifications
+
+    notifications.show_info(message)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One sentence for the user: the message of a core error, or a hint for known failures."""
+    from ..errors import StructN2VError
+
+    if isinstance(exc, StructN2VError):
+        return str(exc)
+    text = str(exc)
+    if "out of memory" in text.lower():
+        return (
+            "The GPU ran out of memory; reduce the batch size, patch size or tile size, "
+            "or choose the CPU device."
+        )
+    return f"{type(exc).__name__}: {text}"
+
+
+# layer lookup ----------------------------------------------------------------
+def find_layer(viewer: "napari.Viewer", name: str) -> "napari.layers.Layer | None":
+    """The layer called ``name``, or None."""
+    for layer in viewer.layers:
+        if layer.name == name:
+            return layer
+    return None
+
+
+def layer_array(layer: "napari.layers.Layer") -> np.ndarray:
+    """The layer's data as a numpy array (level 0 of a multiscale image)."""
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]
+    return np.asarray(data)
+
+
+def layer_axes(layer: "napari.layers.Layer") -> str:
+    """Axes of a layer: ``metadata['axes']`` when valid, else guessed from shape and rgb."""
+    from ..axes import guess_axes, validate_axes
+    from ..errors import StructN2VError
+
+    shape = tuple(layer_array(layer).shape) if not getattr(layer, "multiscale", False) else tuple(
+        layer.data[0].shape
+    )
+    meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
+    if isinstance(meta, str):
+        try:
+            return validate_axes(meta, len(shape))
+        except StructN2VError:
+            pass
+    try:
+        return guess_axes(shape, rgb=bool(getattr(layer, "rgb", False)))
+    except StructN2VError:
+        return ""
+
+
+#: metadata key marking display-only layers made by the plugin (autocorrelation, overlay, preview)
+HELPER_KEY = "napari_structn2v_helper"
+
+
+def is_helper(layer: "napari.layers.Layer") -> bool:
+    """True for the plugin's display-only layers, which the layer pickers leave out."""
+    meta = getattr(layer, "metadata", None)
+    return isinstance(meta, dict) and bool(meta.get(HELPER_KEY))
+
+
+def add_or_update_image(
+    viewer: "napari.Viewer",
+    name: str,
+    data: np.ndarray,
+    *,
+    keep_active: bool = True,
+    helper: bool = True,
+    **kwargs: Any,
+) -> "napari.layers.Image":
+    """Update the image layer called ``name`` in place, or add it.
+
+    Re-runs reuse the layer instead of duplicating it. ``kwargs`` (scale, translate, colormap,
+    contrast_limits, ...) are applied either way. With ``keep_active`` the previously active layer
+    stays active, so that e.g. drawing on a Shapes layer is not interrupted. ``helper`` marks the
+    layer as display-only (left out of the layer pickers).
+    """
+    from napari.layers import Image
+
+    previous = viewer.layers.selection.active
+    layer = find_layer(viewer, name)
+    if layer is not None and (not isinstance(layer, Image) or layer.ndim != np.ndim(data)):
+        viewer.layers.remove(layer)
+        layer = None
+    if layer is None:
+        layer = viewer.add_image(data, name=name, metadata={HELPER_KEY: helper}, **kwargs)
+    else:
+        layer.data = data
+        for key, value in kwargs.items():
+            setattr(layer, key, value)
+    if keep_active and previous is not None and previous in viewer.layers:
+        viewer.layers.selection.active = previous
+    return layer
+
+
+# pickers -------------------------------------------------------------------------
+class _LayerWatcher:
+    """Mixin: call ``self.refresh()`` whenever the viewer's layer list changes."""
+
+    def _watch(self, viewer: "napari.Viewer", kinds: Sequence[str]) -> None:
+        self._viewer = viewer
+        self._kinds = tuple(kinds)
+        events = viewer.layers.events
+        self._connections: list[tuple[Any, Callable]] = []
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self._on_layers_changed)
+            self._connections.append((emitter, self._on_layers_changed))
+
+    def _on_layers_changed(self, event: Any = None) -> None:
+        self.refresh()
+
+    def _matching(self) -> list["napari.layers.Layer"]:
+        return [
+            layer
+            for layer in self._viewer.layers
+            if type(layer).__name__.lower() in self._kinds and not is_helper(layer)
+        ]
+
+    def disconnect_viewer(self) -> None:
+        """Stop following the viewer's layers."""
+        for emitter, callback in getattr(self, "_connections", []):
+            try:
+                emitter.disconnect(callback)
+            except Exception:  # noqa: BLE001 - already gone with the viewer
+                pass
+        self._connections = []
+
+
+class LayerCombo(QComboBox, _LayerWatcher):
+    """A combo box listing the viewer's layers of some kinds, kept up to date."""
+
+    def __init__(
+        self,
+        viewer: "napari.Viewer",
+        kinds: Sequence[str] = ("image",),
+        *,
+        allow_none: bool = False,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self._allow_none = allow_none
+        self._watch(viewer, kinds)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-list the layers, keeping the current choice when it still exists."""
+        current = self.currentText()
+        names = [layer.name for layer in self._matching()]
+        if self._allow_none:
+            names = ["", *names]
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(names)
+        index = self.findText(current)
+        self.blockSignals(False)
+        if index >= 0:
+            self.setCurrentIndex(index)
+        elif self.count():
+            self.setCurrentIndex(0)
+            self.currentIndexChanged.emit(0)
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API; picks up renamed layers
+        self.refresh()
+        super().showPopup()
+
+    def layer(self) -> "napari.layers.Layer | None":
+        """The chosen layer, or None."""
+        name = self.currentText()
+        return find_layer(self._viewer, name) if name else None
+
+    def set_layer(self, name: str) -> None:
+        """Choose the layer called ``name``."""
+        self.refresh()
+        index = self.findText(name)
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+
+class LayerChecklist(QListWidget, _LayerWatcher):
+    """A list of the viewer's layers of some kinds with a check box each (multiple choice)."""
+
+    selection_changed = Signal()
+
+    def __init__(
+        self, viewer: "napari.Viewer", kinds: Sequence[str] = ("image",), parent: QWidget | None = None
+    ):
+        super().__init__(parent)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setMaximumHeight(90)
+        self.itemChanged.connect(lambda _item: self.selection_changed.emit())
+        self._watch(viewer, kinds)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-list the layers, keeping the check marks of those still present."""
+        checked = set(self.checked_names())
+        first = self.count() == 0
+        self.blockSignals(True)
+        self.clear()
+        layers = self._matching()
+        for layer in layers:
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            on = layer.name in checked or (first and not checked and layer is layers[0])
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self.addItem(item)
+        self.blockSignals(False)
+        self.selection_changed.emit()
+
+    def checked_names(self) -> list[str]:
+        """Names of the checked layers, in list order."""
+        return [
+            self.item(i).text()
+            for i in range(self.count())
+            if self.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def layers(self) -> list["napari.layers.Layer"]:
+        """The checked layers."""
+        found = (find_layer(self._viewer, n) for n in self.checked_names())
+        return [layer for layer in found if layer is not None]
+
+    def set_checked(self, names: Sequence[str]) -> None:
+        """Check exactly the layers called ``names``."""
+        self.refresh()
+        self.blockSignals(True)
+        for i in range(self.count()):
+            item = self.item(i)
+            on = item.text() in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self.blockSignals(False)
+        self.selection_changed.emit()

@@ -1,0 +1,353 @@
+"""Predict dock widget: tiled denoising in a background worker, streamed into the output layer."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._layers import (
+    LayerCombo,
+    describe_error,
+    find_layer,
+    layer_array,
+    layer_axes,
+    notify_error,
+    notify_info,
+    notify_warning,
+)
+from ._state import get_state
+from ._worker import (
+    CleanupMixin,
+    Failed,
+    StopFlag,
+    detach_worker,
+    probe_devices,
+    reserve_ui_core,
+    start_generator_worker,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+#: at most one output-layer refresh per this many seconds while tiles stream in
+REFRESH_MIN_INTERVAL_S = 0.1
+
+
+def output_layer_name(source: str) -> str:
+    return f"{source} (StructN2V)"
+
+
+def _run_prediction(model, image, axes, tile, overlap, device, should_stop):
+    """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out."""
+    return (
+        yield from model.predict_iter(
+            image, axes, tile=tile, overlap=overlap, device=device, should_stop=should_stop
+        )
+    )
+
+
+class PredictWidget(CleanupMixin, QWidget):
+    """Denoise an image layer with the model from training (or a model file), tile by tile.
+
+    The output layer ``"<source> (StructN2V)"`` is created at once with the source's shape, scale
+    and translate and filled as tiles finish; re-runs reuse it.
+    """
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.state = get_state(napari_viewer)
+        self.worker: Any = None
+        self._stop = StopFlag()
+        self._output: Any = None
+        self._last_refresh = 0.0
+        self._started_at = 0.0
+        self.tiles_done = 0
+        self.tiles_total = 0
+        self.tiles_per_s: float | None = None
+        self.stopped: bool | None = None
+
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.load_button = QPushButton("Load model…")
+        self.image_combo = LayerCombo(napari_viewer, ("image",))
+        self.axes_edit = QLineEdit()
+        self.axes_edit.setToolTip("Axes of the image over STCZYX; empty: derived from the model's axes")
+        self.tile = QSpinBox()
+        self.tile.setRange(16, 4096)
+        self.tile.setSingleStep(32)
+        self.tile.setValue(256)
+        self.overlap = QSpinBox()
+        self.overlap.setRange(-1, 512)
+        self.overlap.setValue(-1)
+        self.overlap.setSpecialValueText("auto")
+        self.overlap.setToolTip("Overlap between tiles in pixels; auto: the network's receptive field")
+        self.device = QComboBox()
+        self.device.addItem("auto")
+        self.predict_button = QPushButton("Predict")
+        self.stop_button = QPushButton("Stop")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m tiles")
+        self.status = QLabel("Idle")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Model", self.model_label)
+        form.addRow("", self.load_button)
+        form.addRow("Image", self.image_combo)
+        form.addRow("Axes", self.axes_edit)
+        form.addRow("Tile", self.tile)
+        form.addRow("Overlap", self.overlap)
+        form.addRow("Device", self.device)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.predict_button)
+        buttons.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.load_button.clicked.connect(self._load_dialog)
+        self.predict_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.image_combo.currentTextChanged.connect(self._guess_axes)
+        self.state.events.model.connect(self._show_model)
+        self._show_model(self.state.model)
+        self._guess_axes()
+        self._update_buttons()
+        self._start_device_probe()
+
+    # UI helpers ------------------------------------------------------------------------
+    def _start_device_probe(self) -> None:
+        self.devices_ready = False
+        self._probe = start_generator_worker(
+            probe_devices,
+            warm_training=False,
+            on_event=self._on_devices,
+            on_finished=self._on_probe_finished,
+            on_error=self._on_probe_finished,
+        )
+
+    def _on_devices(self, devices: Any) -> None:
+        if isinstance(devices, Failed):
+            notify_warning(f"Cannot list devices: {describe_error(devices.error)}")
+            return
+        for name in devices:
+            if self.device.findText(name) < 0:
+                self.device.addItem(name)
+
+    def _on_probe_finished(self, *args: Any) -> None:
+        self.devices_ready = True
+        self._probe = None
+
+    def _show_model(self, model: Any = None) -> None:
+        if model is None:
+            self.model_label.setText("none: train one or load a model file")
+        else:
+            from ..masks import describe_mask
+
+            steps = model.config.training.get("steps_done", "?") if isinstance(model.config.training, dict) else "?"
+            self.model_label.setText(
+                f"{model.axes} model, mask {describe_mask(model.mask)}, {steps} steps"
+            )
+        self._update_buttons()
+
+    def _guess_axes(self, *args: Any) -> None:
+        layer = self.image_combo.layer()
+        self.axes_edit.setText(layer_axes(layer) if layer is not None else "")
+
+    @property
+    def running(self) -> bool:
+        """True while a prediction worker runs."""
+        return self.worker is not None
+
+    def _update_buttons(self, *args: Any) -> None:
+        self.predict_button.setEnabled(not self.running)
+        self.stop_button.setEnabled(self.running)
+        self.load_button.setEnabled(not self.running)
+
+    # model file -------------------------------------------------------------------------
+    def load_model(self, path: str | Path) -> bool:
+        """Load a model file into the shared state; False and a notification on failure."""
+        from ..model_io import load_model
+
+        try:
+            model = load_model(path)
+        except Exception as exc:  # noqa: BLE001 - ModelFileError and anything else: a notification
+            notify_error(describe_error(exc))
+            return False
+        self.state.model = model
+        notify_info(f"Model loaded from {path}")
+        return True
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt);;All files (*)")
+        if path:
+            self.load_model(path)
+
+    # run --------------------------------------------------------------------------------
+    def start(self) -> Any:
+        """Start predicting the chosen layer; returns the worker or None on error."""
+        from ..errors import StructN2VError
+
+        if self.running:
+            notify_warning("Prediction is already running; stop it first.")
+            return None
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model: train one or load a model file first.")
+            return None
+        source = self.image_combo.layer()
+        if source is None:
+            notify_error("Choose an image layer to denoise.")
+            return None
+        image = layer_array(source)
+        axes = self.axes_edit.text().strip().upper() or None
+        try:
+            from ..prediction import resolve_axes
+
+            axes = resolve_axes(image.ndim, model.axes, axes, model.spatial_ndim, model.n_channels)
+        except StructN2VError as exc:
+            notify_error(describe_error(exc))
+            return None
+        overlap = self.overlap.value()
+        self._output = self._output_layer(source, image.shape)
+        self._stop = StopFlag()
+        self.tiles_done = 0
+        self.tiles_total = 0
+        self.tiles_per_s = None
+        self.stopped = None
+        self._started_at = time.perf_counter()
+        self.progress.setRange(0, 0)
+        self.status.setText("Starting…")
+        reserve_ui_core()
+        self.worker = start_generator_worker(
+            _run_prediction,
+            model,
+            image,
+            axes,
+            self.tile.value(),
+            None if overlap < 0 else overlap,
+            self.device.currentText(),
+            self._stop,
+            on_event=self._on_event,
+            on_finished=self._on_finished,
+            on_error=self._on_error,
+        )
+        self._update_buttons()
+        return self.worker
+
+    def _output_layer(self, source: Any, shape: tuple[int, ...]) -> Any:
+        """Reuse or add ``"<source> (StructN2V)"`` filled with zeros, aligned with ``source``."""
+        from napari.layers import Image
+
+        name = output_layer_name(source.name)
+        layer = find_layer(self.viewer, name)
+        zeros = np.zeros(shape, dtype=np.float32)
+        limits = tuple(source.contrast_limits)
+        if layer is not None and isinstance(layer, Image) and layer.ndim == len(shape):
+            if layer.data.shape == tuple(shape) and getattr(layer.data, "dtype", None) == np.float32 and isinstance(
+                layer.data, np.ndarray
+            ):
+                layer.data[...] = 0
+                layer.refresh()
+            else:
+                layer.data = zeros
+            layer.scale = source.scale
+            layer.translate = source.translate
+            layer.contrast_limits = limits
+            return layer
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        return self.viewer.add_image(
+            zeros,
+            name=name,
+            scale=source.scale,
+            translate=source.translate,
+            contrast_limits=limits,
+            colormap=source.colormap.name if hasattr(source, "colormap") else "gray",
+        )
+
+    def stop(self) -> None:
+        """Stop after the current tile; the tiles done so far stay in the output layer."""
+        if self.running:
+            self._stop.set()
+            self.stop_button.setEnabled(False)
+            self.status.setText("Stopping…")
+
+    # events (main thread) ---------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        from ..prediction import PredictDone, TileDone
+
+        layer = self._output
+        if isinstance(event, TileDone):
+            self.tiles_done += 1
+            self.tiles_total = event.total
+            if layer is not None and layer in self.viewer.layers:
+                layer.data[event.region] = event.data
+            now = time.perf_counter()
+            if now - self._last_refresh >= REFRESH_MIN_INTERVAL_S or self.tiles_done == event.total:
+                self._last_refresh = now
+                if layer is not None and layer in self.viewer.layers:
+                    layer.refresh()
+                elapsed = max(now - self._started_at, 1e-9)
+                self.progress.setRange(0, event.total)
+                self.progress.setValue(self.tiles_done)
+                self.status.setText(f"tile {self.tiles_done}/{event.total} · {self.tiles_done / elapsed:.1f} tiles/s")
+        elif isinstance(event, PredictDone):
+            self.stopped = event.stopped
+            elapsed = max(time.perf_counter() - self._started_at, 1e-9)
+            self.tiles_per_s = self.tiles_done / elapsed
+            if layer is not None and layer in self.viewer.layers:
+                layer.refresh()
+            verb = "Stopped" if event.stopped else "Done"
+            self.status.setText(
+                f"{verb}: {self.tiles_done}/{self.tiles_total} tiles in {elapsed:.1f} s "
+                f"({self.tiles_per_s:.1f} tiles/s)"
+            )
+        elif isinstance(event, Failed):
+            notify_error(f"Prediction failed: {describe_error(event.error)}")
+            self.status.setText(f"Failed: {describe_error(event.error)}")
+
+    def _on_error(self, exc: BaseException) -> None:
+        notify_error(f"Prediction failed: {describe_error(exc)}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        if self._output is not None and self._output in self.viewer.layers:
+            self._output.refresh()
+        self._update_buttons()
+
+    # cleanup ------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Stop a running worker and disconnect every callback."""
+        self._stop.set()
+        if self.worker is not None:
+            detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
+            self.worker = None
+        if self._probe is not None:
+            detach_worker(self._probe, self._on_devices, self._on_probe_finished, self._on_probe_finished)
+            self._probe = None
+        self.image_combo.disconnect_viewer()
+        try:
+            self.state.events.model.disconnect(self._show_model)
+        except Exception:  # noqa: BLE001
+            pass
+

@@ -1,0 +1,527 @@
+"""Train dock widget: StructN2V training in a background worker with live loss and preview."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from ._layers import (
+    LayerChecklist,
+    add_or_update_image,
+    describe_error,
+    layer_array,
+    layer_axes,
+    notify_error,
+    notify_info,
+    notify_warning,
+)
+from ._plot import LinePlot
+from ._state import get_state
+from ._worker import (
+    CleanupMixin,
+    Failed,
+    StopFlag,
+    detach_worker,
+    probe_devices,
+    reserve_ui_core,
+    start_generator_worker,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+#: side of the YX preview crop
+PREVIEW_SIDE = 128
+#: at most one preview layer update per this many seconds
+PREVIEW_MIN_INTERVAL_S = 0.25
+#: at most one progress/plot redraw per this many seconds
+REDRAW_MIN_INTERVAL_S = 0.1
+
+
+def preview_layer_name(source: str) -> str:
+    return f"{source} (StructN2V preview)"
+
+
+def _run_training(images, axes, mask, config, should_stop, preview_image, resume):
+    """Worker body: plain data in, core training events out (imports torch here, not at load)."""
+    from ..training import train_iter
+
+    return (
+        yield from train_iter(
+            images,
+            axes,
+            mask,
+            config,
+            should_stop=should_stop,
+            preview_image=preview_image,
+            resume=resume,
+        )
+    )
+
+
+def _spin(lo: float, hi: float, value: float, *, step: float | None = None, decimals: int | None = None):
+    if decimals is None:
+        box = QSpinBox()
+        box.setRange(int(lo), int(hi))
+        box.setValue(int(value))
+        if step:
+            box.setSingleStep(int(step))
+    else:
+        box = QDoubleSpinBox()
+        box.setDecimals(decimals)
+        box.setRange(lo, hi)
+        box.setValue(value)
+        if step:
+            box.setSingleStep(step)
+    return box
+
+
+class TrainWidget(CleanupMixin, QWidget):
+    """Train a StructN2V model on image layers with the blind mask from the shared state.
+
+    Training runs the core's ``train_iter`` generator in a napari thread worker; its events update
+    the progress bar, the loss plot and the ``"<source> (StructN2V preview)"`` layer on the main
+    thread. Stop keeps the model trained so far; Resume continues it.
+    """
+
+    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+        super().__init__(parent)
+        from ..config import TrainConfig
+
+        self.viewer = napari_viewer
+        self.state = get_state(napari_viewer)
+        self.worker: Any = None
+        self._stop = StopFlag()
+        self._preview_info: dict[str, Any] | None = None
+        self._pending_preview: Any = None
+        self._last_preview = 0.0
+        self._last_redraw = 0.0
+        self._started_at = 0.0
+        self.stop_requested_at: float | None = None
+        self.finished_at: float | None = None
+        self.last_event: Any = None
+        defaults = TrainConfig()
+
+        # main settings
+        self.layers = LayerChecklist(napari_viewer, ("image",))
+        self.axes_edit = QLineEdit()
+        self.axes_edit.setToolTip("Axes of the chosen layers over STCZYX, e.g. YX, SYX, TYX, ZYX, TZYX, CYX")
+        self.mask_label = QLabel()
+        self.steps = _spin(1, 1_000_000, defaults.steps, step=100)
+        self.patch = _spin(8, 1024, defaults.patch_size, step=8)
+        self.patch_z = _spin(4, 256, defaults.patch_size_z, step=4)
+        self.batch = _spin(1, 1024, defaults.batch_size)
+        self.val_fraction = _spin(0.0, 0.5, defaults.val_fraction, step=0.05, decimals=2)
+        self.device = QComboBox()
+        self.device.addItem("auto")
+        self.preview_every = _spin(0, 100_000, 50, step=10)
+        self.preview_every.setToolTip("Steps between preview updates (0: no preview)")
+
+        # advanced settings
+        self.lr = _spin(1e-6, 1.0, defaults.lr, step=1e-4, decimals=6)
+        self.masked_fraction = _spin(0.001, 0.5, defaults.masked_fraction, step=0.005, decimals=3)
+        self.depth = _spin(1, 5, defaults.depth)
+        self.base_filters = _spin(4, 256, defaults.base_filters, step=8)
+        self.n2v2 = QCheckBox("N2V2 (blur-pool, no top skip)")
+        self.n2v2.setChecked(defaults.n2v2)
+        self.seed = _spin(0, 2**31 - 1, defaults.seed)
+        self.amp = QCheckBox("Mixed precision on CUDA")
+        self.amp.setChecked(defaults.amp)
+        self.augment = QCheckBox("Flip/rotate augmentation")
+        self.augment.setChecked(defaults.augment)
+        self.val_every = _spin(1, 100_000, defaults.val_every, step=10)
+
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.save_button = QPushButton("Save model…")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.status = QLabel("Idle")
+        self.status.setWordWrap(True)
+        self.plot = LinePlot("Loss (log10)", log_y=True)
+
+        form = QFormLayout()
+        form.addRow("Images", self.layers)
+        form.addRow("Axes", self.axes_edit)
+        form.addRow("Blind mask", self.mask_label)
+        form.addRow("Steps", self.steps)
+        form.addRow("Patch (YX)", self.patch)
+        form.addRow("Patch (Z)", self.patch_z)
+        form.addRow("Batch", self.batch)
+        form.addRow("Validation fraction", self.val_fraction)
+        form.addRow("Device", self.device)
+        form.addRow("Preview every", self.preview_every)
+        advanced = QCollapsible("Advanced")
+        adv_widget = QWidget()
+        adv = QFormLayout(adv_widget)
+        adv.addRow("Learning rate", self.lr)
+        adv.addRow("Masked fraction", self.masked_fraction)
+        adv.addRow("U-Net depth", self.depth)
+        adv.addRow("Base filters", self.base_filters)
+        adv.addRow(self.n2v2)
+        adv.addRow("Seed", self.seed)
+        adv.addRow(self.amp)
+        adv.addRow(self.augment)
+        adv.addRow("Validate every", self.val_every)
+        advanced.addWidget(adv_widget)
+        self.advanced = advanced
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.stop_button, self.resume_button, self.save_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(advanced)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 1)
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.timeout.connect(self._flush_preview)
+
+        self.train_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.layers.selection_changed.connect(self._guess_axes)
+        self.state.events.mask.connect(self._show_mask)
+        self.state.events.model.connect(self._update_buttons)
+        self._guess_axes()
+        self._show_mask(self.state.mask)
+        self._update_buttons()
+        self._start_device_probe()
+
+    # UI helpers ------------------------------------------------------------------------
+    def _start_device_probe(self) -> None:
+        self.devices_ready = False
+        self._probe = start_generator_worker(
+            probe_devices,
+            warm_training=True,
+            on_event=self._on_devices,
+            on_finished=self._on_probe_finished,
+            on_error=self._on_probe_finished,
+        )
+
+    def _on_devices(self, devices: Any) -> None:
+        if isinstance(devices, Failed):
+            notify_warning(f"Cannot list devices: {describe_error(devices.error)}")
+            return
+        for name in devices:
+            if self.device.findText(name) < 0:
+                self.device.addItem(name)
+
+    def _on_probe_finished(self, *args: Any) -> None:
+        self.devices_ready = True
+        self._probe = None
+
+    def _guess_axes(self) -> None:
+        layers = self.layers.layers()
+        if layers:
+            self.axes_edit.setText(layer_axes(layers[0]))
+
+    def _show_mask(self, mask: Any = None) -> None:
+        from ..masks import describe_mask
+
+        if mask is None:
+            self.mask_label.setText("none chosen (N2V 1×1 will be used)")
+        else:
+            self.mask_label.setText(describe_mask(np.asarray(mask, dtype=bool)))
+
+    @property
+    def running(self) -> bool:
+        """True while a training worker runs."""
+        return self.worker is not None
+
+    def _update_buttons(self, *args: Any) -> None:
+        running = self.running
+        self.train_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running and self.state.model is not None)
+        self.save_button.setEnabled(not running and self.state.model is not None)
+        self.stop_button.setEnabled(running)
+
+    def config(self):
+        """The :class:`~napari_structn2v.config.TrainConfig` set in the widget."""
+        from ..config import TrainConfig
+
+        return TrainConfig(
+            steps=self.steps.value(),
+            patch_size=self.patch.value(),
+            patch_size_z=self.patch_z.value(),
+            batch_size=self.batch.value(),
+            lr=self.lr.value(),
+            masked_fraction=self.masked_fraction.value(),
+            val_fraction=self.val_fraction.value(),
+            val_every=self.val_every.value(),
+            seed=self.seed.value(),
+            device=self.device.currentText(),
+            amp=self.amp.isChecked(),
+            augment=self.augment.isChecked(),
+            preview_every=self.preview_every.value(),
+            depth=self.depth.value(),
+            base_filters=self.base_filters.value(),
+            n2v2=self.n2v2.isChecked(),
+        )
+
+    # inputs (main thread) ------------------------------------------------------------------
+    def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None]:
+        """Read layers and settings into plain data; raises StructN2VError on user mistakes."""
+        from ..axes import spatial_axes, validate_axes
+        from ..errors import AxesError, DataError, MaskError
+        from ..masks import validate_mask
+
+        layers = self.layers.layers()
+        if not layers:
+            raise DataError("Choose at least one image layer to train on.")
+        text = self.axes_edit.text().strip().upper()
+        if not text:
+            raise AxesError("Give the axes of the chosen layers, e.g. YX, SYX or ZYX.")
+        images = []
+        for layer in layers:
+            arr = layer_array(layer)
+            try:
+                validate_axes(text, arr.ndim)
+            except AxesError as exc:
+                raise AxesError(f"Layer {layer.name!r}: {exc}") from exc
+            images.append(arr)
+        axes = validate_axes(text, images[0].ndim)
+        config = self.config()
+        spatial = spatial_axes(axes)
+        patch_shape = (config.patch_size_z,) * (len(spatial) == 3) + (config.patch_size,) * 2
+        mask = self.state.mask
+        if mask is None:
+            notify_warning("No blind mask chosen: training plain N2V (1×1). Use 'Blind mask' to choose one.")
+            mask = np.ones((1, 1), dtype=bool)
+        try:
+            mask = validate_mask(mask, spatial_ndim=len(spatial), patch_shape=patch_shape)
+        except MaskError:
+            raise
+        for arr in images:
+            small = [
+                f"{a}={arr.shape[axes.index(a)]}" for a, p in zip(spatial, patch_shape) if arr.shape[axes.index(a)] < p
+            ]
+            if small:
+                raise DataError(
+                    f"The image is smaller than the training patch ({', '.join(small)}); use a smaller patch."
+                )
+        preview = self._preview_crop(layers[0], images[0], axes, config) if config.preview_every > 0 else None
+        return images, axes, mask, config, preview
+
+    def _preview_crop(self, layer: Any, data: np.ndarray, axes: str, config: Any) -> np.ndarray:
+        """Crop of the displayed slice around the image centre; records where it goes."""
+        point = np.asarray(self.viewer.dims.point, dtype=float)[-layer.ndim :]
+        current = np.asarray(layer.world_to_data(point), dtype=float)
+        index, offset, kept_dims = [], [], []
+        for i, letter in enumerate(axes):
+            size = data.shape[i]
+            if letter in "ST":
+                index.append(int(np.clip(np.round(current[i]), 0, size - 1)))
+                continue
+            if letter == "C":
+                lo, hi = 0, size
+            elif letter == "Z":
+                side = min(size, config.patch_size_z)
+                centre = int(np.clip(np.round(current[i]), 0, size - 1))
+                lo = int(np.clip(centre - side // 2, 0, size - side))
+                hi = lo + side
+            else:
+                side = min(size, PREVIEW_SIDE)
+                lo = (size - side) // 2
+                hi = lo + side
+            index.append(slice(lo, hi))
+            offset.append(lo)
+            kept_dims.append(i)
+        crop = np.ascontiguousarray(data[tuple(index)])
+        scale = np.asarray(layer.scale, dtype=float)[kept_dims]
+        translate = np.asarray(layer.translate, dtype=float)[kept_dims] + np.asarray(offset) * scale
+        self._preview_info = {
+            "name": preview_layer_name(layer.name),
+            "scale": list(scale),
+            "translate": list(translate),
+            "contrast_limits": tuple(layer.contrast_limits),
+        }
+        return crop
+
+    # run --------------------------------------------------------------------------------
+    def start(self, *, resume: bool = False) -> Any:
+        """Start (or with ``resume`` continue) training; returns the worker or None on error."""
+        from ..errors import StructN2VError
+
+        if self.running:
+            notify_warning("Training is already running; stop it first.")
+            return None
+        model = self.state.model if resume else None
+        if resume and model is None:
+            notify_error("There is no model to resume; train one first.")
+            return None
+        try:
+            images, axes, mask, config, preview = self._inputs()
+        except StructN2VError as exc:
+            notify_error(describe_error(exc))
+            return None
+        self._stop = StopFlag()
+        self.stop_requested_at = None
+        self.finished_at = None
+        self.last_event = None
+        self._pending_preview = None
+        self._started_at = time.perf_counter()
+        if not resume:
+            self.plot.clear()
+        self.progress.setRange(0, config.steps)
+        self.progress.setValue(0)
+        self.status.setText("Starting…")
+        if preview is not None and self._preview_info is not None:
+            # add the layer now (a one-off ~0.1 s in napari), so that training updates only its data
+            self._show_preview(preview)
+        reserve_ui_core()
+        self.worker = start_generator_worker(
+            _run_training,
+            images if len(images) > 1 else images[0],
+            axes,
+            mask,
+            config,
+            self._stop,
+            preview,
+            model,
+            on_event=self._on_event,
+            on_finished=self._on_finished,
+            on_error=self._on_error,
+        )
+        self._update_buttons()
+        return self.worker
+
+    def resume(self) -> Any:
+        """Continue training the current model for the number of steps set."""
+        return self.start(resume=True)
+
+    def stop(self) -> None:
+        """Ask the worker to stop after the current step; the model trained so far is kept."""
+        if not self.running:
+            return
+        self.stop_requested_at = time.perf_counter()
+        self._stop.set()
+        self.stop_button.setEnabled(False)
+        self.status.setText("Stopping…")
+
+    # events (main thread) ---------------------------------------------------------------
+    def _on_event(self, event: Any) -> None:
+        from ..training import Preview, TrainDone, TrainStep, Validation
+
+        self.last_event = event
+        now = time.perf_counter()
+        if isinstance(event, TrainStep):
+            self.plot.append("train", event.step, event.loss, redraw=False)
+            if now - self._last_redraw >= REDRAW_MIN_INTERVAL_S or event.step >= event.total_steps:
+                self._last_redraw = now
+                if self.progress.maximum() != event.total_steps:
+                    self.progress.setRange(0, event.total_steps)
+                self.progress.setValue(event.step)
+                eta = f"ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
+                self.status.setText(
+                    f"step {event.step}/{event.total_steps} · loss {event.loss:.4g} · "
+                    f"{event.patches_per_s:.0f} patches/s · {eta}"
+                )
+                self.plot.update()
+        elif isinstance(event, Validation):
+            self.plot.append("validation", event.step, event.val_loss)
+        elif isinstance(event, Preview):
+            self._pending_preview = event
+            wait = PREVIEW_MIN_INTERVAL_S - (now - self._last_preview)
+            if wait <= 0:
+                self._flush_preview()
+            elif not self._preview_timer.isActive():
+                self._preview_timer.start(int(wait * 1000))
+        elif isinstance(event, TrainDone):
+            self.state.model = event.model
+            self.progress.setValue(event.step)
+            verb = "Stopped" if event.stopped else "Finished"
+            self.status.setText(f"{verb} at step {event.step}; the model is ready for Predict and Save.")
+        elif isinstance(event, Failed):
+            notify_error(f"Training failed: {describe_error(event.error)}")
+            self.status.setText(f"Failed: {describe_error(event.error)}")
+
+    def _flush_preview(self) -> None:
+        event, self._pending_preview = self._pending_preview, None
+        if event is None or self._preview_info is None:
+            return
+        self._last_preview = time.perf_counter()
+        self._show_preview(event.image)
+
+    def _show_preview(self, image: np.ndarray) -> None:
+        info = self._preview_info
+        add_or_update_image(
+            self.viewer,
+            info["name"],
+            np.asarray(image, dtype=np.float32),
+            scale=info["scale"],
+            translate=info["translate"],
+            contrast_limits=info["contrast_limits"],
+        )
+
+    def _on_error(self, exc: BaseException) -> None:
+        notify_error(f"Training failed: {describe_error(exc)}")
+
+    def _on_finished(self) -> None:
+        self._flush_preview()
+        self.worker = None
+        self.finished_at = time.perf_counter()
+        self._update_buttons()
+
+    # model file -------------------------------------------------------------------------
+    def save_model(self, path: str | Path) -> bool:
+        """Save the current model; False and a notification on failure."""
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model to save; train one first.")
+            return False
+        try:
+            model.save(path)
+        except Exception as exc:  # noqa: BLE001 - never an exception dialog
+            notify_error(f"Cannot save the model: {describe_error(exc)}")
+            return False
+        notify_info(f"Model saved to {path}")
+        return True
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save StructN2V model", "structn2v.pt", "Model (*.pt)")
+        if path:
+            self.save_model(path)
+
+    # cleanup ------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Stop a running worker and disconnect every callback."""
+        self._stop.set()
+        if self.worker is not None:
+            detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
+            self.worker = None
+        if self._probe is not None:
+            detach_worker(self._probe, self._on_devices, self._on_probe_finished, self._on_probe_finished)
+            self._probe = None
+        self._preview_timer.stop()
+        self.layers.disconnect_viewer()
+        try:
+            self.state.events.mask.disconnect(self._show_mask)
+            self.state.events.model.disconnect(self._update_buttons)
+        except Exception:  # noqa: BLE001
+            pass
+

@@ -1,0 +1,443 @@
+"""Dock widgets in a real napari viewer (Xvfb via pytest-xvfb): the whole flow and the errors.
+
+Tiny data, CPU. Waits use qtbot.waitUntil on widget state, never sleeps.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from qtpy.QtCore import QTimer  # noqa: E402
+
+PLUGIN = "napari-structn2v"
+TRAIN_KW = dict(steps=30, patch=32, batch=4, preview_every=10, base_filters=8, val_every=10)
+
+
+# helpers ------------------------------------------------------------------------------------
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record error/warning notifications instead of showing them."""
+    from napari.utils import notifications
+
+    seen: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+    monkeypatch.setattr(notifications, "show_error", lambda m: seen["error"].append(str(m)))
+    monkeypatch.setattr(notifications, "show_warning", lambda m: seen["warning"].append(str(m)))
+    monkeypatch.setattr(notifications, "show_info", lambda m: seen["info"].append(str(m)))
+    return seen
+
+
+def open_widget(viewer, name, qtbot=None):
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    if qtbot is not None and hasattr(widget, "devices_ready"):
+        # the device list is probed (and torch imported) in the background when the widget opens
+        qtbot.waitUntil(lambda: widget.devices_ready, timeout=60_000)
+    return widget
+
+
+def structured_image(size: int = 64) -> np.ndarray:
+    """Horizontally correlated noise over an image whose right part is pure noise."""
+    from napari_structn2v.synthetic import make_sample
+
+    s = make_sample("2d", seed=1, size=size)
+    img = s["noisy"].copy()
+    img[:, size // 2 :] = s["dark"][:, size // 2 :]
+    return img.astype(np.float32)
+
+
+def set_train(widget, layer_names, *, steps, patch, batch, preview_every, base_filters, val_every):
+    widget.layers.set_checked(layer_names)
+    widget.steps.setValue(steps)
+    widget.patch.setValue(patch)
+    widget.batch.setValue(batch)
+    widget.preview_every.setValue(preview_every)
+    widget.base_filters.setValue(base_filters)
+    widget.val_every.setValue(val_every)
+    widget.device.setCurrentText("cpu")
+
+
+def snapshot(viewer):
+    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
+
+
+def assert_unchanged(viewer, before, names=None):
+    names = names if names is not None else before.keys()
+    for name in names:
+        assert name in viewer.layers, f"layer {name!r} lost"
+        np.testing.assert_array_equal(np.asarray(viewer.layers[name].data), before[name])
+
+
+class GapMeter:
+    """Longest gap between ticks of a 10 ms QTimer: how long the event loop was blocked."""
+
+    def __init__(self):
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.last = None
+        self.longest = 0.0
+
+    def _tick(self):
+        now = time.perf_counter()
+        if self.last is not None:
+            self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def __enter__(self):
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.stop()
+
+
+# tests --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["Noise analysis", "Blind mask", "Train", "Predict"])
+def test_widget_opens_through_manifest(viewer, qtbot, name):
+    from qtpy.QtWidgets import QWidget
+
+    widget = open_widget(viewer, name, qtbot)
+    assert isinstance(widget, QWidget)
+
+
+def test_widgets_share_one_state(viewer, qtbot):
+    noise = open_widget(viewer, "Noise analysis")
+    train = open_widget(viewer, "Train", qtbot)
+    assert noise.state is train.state
+
+
+@pytest.mark.parametrize("key, ndim", [("structured_noise_2d", 2), ("structured_noise_3d", 3)])
+def test_sample_data_opens(viewer, key, ndim):
+    layers = viewer.open_sample(PLUGIN, key)
+    assert len(layers) == 2
+    assert {layer.ndim for layer in viewer.layers} == {ndim}
+
+
+def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
+    viewer.add_image(structured_image(64), name="img")
+    before = snapshot(viewer)
+
+    # noise analysis: ROI rectangle over the pure-noise part -> autocorrelation layer
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    noise.roi_button.click()
+    roi = viewer.layers["noise ROI"]
+    assert roi.mode == "add_rectangle"
+    roi.add_rectangles(np.array([[2.0, 36.0], [62.0, 62.0]]))
+    qtbot.waitUntil(lambda: "img autocorrelation" in viewer.layers, timeout=5000)
+    ac = np.asarray(viewer.layers["img autocorrelation"].data)
+    assert np.unravel_index(np.argmax(ac), ac.shape) == tuple(s // 2 for s in ac.shape)
+    assert noise.plot.points("X") == ac.shape[1] and noise.plot.points("Y") == ac.shape[0]
+
+    # suggestion: a horizontal line, shown in the mask designer and over the autocorrelation
+    designer = open_widget(viewer, "Blind mask")
+    noise.suggest_button.click()
+    mask = noise.state.mask
+    assert mask.ndim == 2 and mask.shape[0] == 1 and mask.shape[1] > 1, mask.shape
+    assert designer.width_spin.value() == mask.shape[1]
+    overlay = viewer.layers["img mask overlay"]
+    assert overlay.data.shape == ac.shape and overlay.data.sum() == mask.sum()
+
+    # training: preview layer appears, loss plot fills, the UI keeps turning
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **TRAIN_KW)
+    train.train_button.click()
+    assert train.worker is not None
+    assert "img (StructN2V preview)" in viewer.layers  # added at once, updated while training
+    with GapMeter() as gaps:
+        qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    assert "img (StructN2V preview)" in viewer.layers
+    assert train.plot.points("train") > 0 and train.plot.points("validation") > 0
+    assert train.state.model is not None
+    assert gaps.longest < 0.25, f"event loop blocked {gaps.longest * 1000:.0f} ms"
+    record_property("ui_gap_ms", round(gaps.longest * 1000, 1))
+    print(f"\n[measure] longest UI gap during training: {gaps.longest * 1000:.1f} ms")
+
+    # a long run stopped mid-way ends promptly and keeps its model
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
+    train.start()
+    qtbot.waitUntil(lambda: train.progress.value() >= 3, timeout=30_000)
+    train.stop_button.click()
+    qtbot.waitUntil(lambda: not train.running, timeout=10_000)
+    stop_s = train.finished_at - train.stop_requested_at
+    assert stop_s < 1.5, f"stop took {stop_s:.2f} s"
+    assert train.last_event is not None and train.last_event.stopped
+    record_property("stop_to_idle_s", round(stop_s, 3))
+    print(f"[measure] Stop to idle: {stop_s * 1000:.0f} ms")
+
+    # predict: output aligned with the source and completely filled, tile by tile
+    viewer.layers["img"].scale = (0.5, 0.5)
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.set_layer("img")
+    predict.tile.setValue(32)
+    predict.overlap.setValue(16)
+    predict.device.setCurrentText("cpu")
+    predict.predict_button.click()
+    assert "img (StructN2V)" in viewer.layers  # created at once
+    qtbot.waitUntil(lambda: not predict.running, timeout=30_000)
+    out = viewer.layers["img (StructN2V)"]
+    src = viewer.layers["img"]
+    assert out.data.shape == src.data.shape
+    np.testing.assert_allclose(out.scale, src.scale)
+    np.testing.assert_allclose(out.translate, src.translate)
+    assert predict.tiles_total > 1 and predict.tiles_done == predict.tiles_total
+    assert np.all(np.asarray(out.data) != 0), "output not filled completely"
+    record_property("tiles_per_s", round(predict.tiles_per_s, 1))
+    print(f"[measure] tiles/s streamed: {predict.tiles_per_s:.1f} ({predict.tiles_total} tiles of 32)")
+
+    # re-run reuses the output layer
+    n_layers = len(viewer.layers)
+    predict.start()
+    qtbot.waitUntil(lambda: not predict.running, timeout=30_000)
+    assert len(viewer.layers) == n_layers
+    assert_unchanged(viewer, before)
+    assert not notes["error"], notes["error"]
+
+    # save and reload the model
+    path = tmp_path / "model.pt"
+    assert train.save_model(path) and path.exists()
+    assert predict.load_model(path)
+
+
+def test_noise_roi_errors(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="img")
+    before = snapshot(viewer)
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    noise.analyze()  # no ROI yet
+    assert len(notes["error"]) == 1
+    noise.roi_button.click()
+    roi = viewer.layers["noise ROI"]
+    roi.add_rectangles(np.array([[200.0, 200.0], [240.0, 240.0]]))  # outside
+    assert noise.analyze() is None
+    assert "outside" in notes["error"][-1]
+    roi.data = [np.array([[2.0, 40.0], [2.0, 44.0], [5.0, 44.0], [5.0, 40.0]])]  # too small
+    assert noise.analyze() is None
+    assert "too small" in notes["error"][-1]
+    assert "img autocorrelation" not in viewer.layers
+    assert_unchanged(viewer, before)
+    noise.suggest()
+    assert notes["warning"]
+
+
+def test_noise_dark_frame_and_spectrum(viewer, qtbot, notes):
+    from napari_structn2v.synthetic import make_sample
+
+    s = make_sample("2d", seed=0, size=64)
+    viewer.add_image(s["noisy"], name="img")
+    viewer.add_image(s["dark"], name="dark")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    noise.mode_dark.setChecked(True)
+    noise.dark_combo.set_layer("dark")
+    noise.spectrum_check.setChecked(True)
+    analysis = noise.analyze()
+    assert analysis is not None and not notes["error"]
+    assert "img autocorrelation" in viewer.layers and "img power spectrum" in viewer.layers
+    # re-analysis reuses the layers
+    n = len(viewer.layers)
+    noise.analyze()
+    assert len(viewer.layers) == n
+
+
+def test_mask_designer_presets_grid_and_files(viewer, qtbot, notes, tmp_path):
+    designer = open_widget(viewer, "Blind mask")
+    state = designer.state
+    designer.width_spin.setValue(7)
+    designer.preset_horizontal()
+    assert state.mask.shape == (1, 7) and state.mask.all()
+    designer.height_spin.setValue(5)
+    assert state.mask.shape == (5, 7) and state.mask.all()
+    designer.preset_cross()
+    assert state.mask.sum() == 7 + 5 - 1
+    designer.preset_vertical()
+    assert state.mask.shape == (5, 1)
+    designer.preset_n2v()
+    assert state.mask.shape == (1, 1)
+    designer.preset_suggested()  # nothing suggested yet
+    assert notes["warning"]
+    # grid: toggle a neighbour on, the centre stays on
+    designer.width_spin.setValue(3)
+    designer.height_spin.setValue(3)
+    designer._on_toggle(0, 0)
+    assert not state.mask[0, 0] and state.mask[1, 1]
+    designer.grid.toggled.emit(0, 0)
+    assert state.mask[0, 0]
+    # 3D
+    designer.three_d.setChecked(True)
+    designer.depth_spin.setValue(3)
+    assert state.mask.shape == (3, 3, 3)
+    # files
+    path = tmp_path / "mask.tif"
+    designer.preset_n2v()
+    designer.three_d.setChecked(False)
+    designer.preset_horizontal()
+    saved = state.mask.copy()
+    assert designer.save_mask(path)
+    designer.preset_n2v()
+    assert designer.load_mask(path)
+    np.testing.assert_array_equal(state.mask, saved)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.ones((2, 4)))
+    assert not designer.load_mask(bad)
+    assert notes["error"]
+    np.testing.assert_array_equal(state.mask, saved)
+
+
+def test_train_errors(viewer, qtbot, notes):
+    from napari_structn2v.masks import box_mask
+
+    viewer.add_image(structured_image(64), name="img")
+    before = snapshot(viewer)
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, [], **TRAIN_KW)
+    assert train.start() is None  # no layer chosen
+    assert "at least one image layer" in notes["error"][-1]
+    set_train(train, ["img"], **TRAIN_KW)
+    train.axes_edit.setText("ZYX")  # wrong axes
+    assert train.start() is None
+    assert "axes" in notes["error"][-1]
+    train.axes_edit.setText("YX")
+    train.state.mask = box_mask(41, 1)  # larger than the 32 patch
+    assert train.start() is None
+    assert "larger than the training patch" in notes["error"][-1]
+    assert train.resume() is None  # nothing to resume
+    assert train.save_model("x.pt") is False
+    assert len(notes["error"]) == 5
+    assert not train.running and train.train_button.isEnabled()
+    assert_unchanged(viewer, before)
+    assert list(viewer.layers) == [viewer.layers["img"]]
+
+
+def test_predict_errors(viewer, qtbot, notes, tmp_path, monkeypatch):
+    from napari_structn2v.config import TrainConfig
+    from napari_structn2v.training import train
+
+    viewer.add_image(structured_image(64), name="img")
+    viewer.add_image(np.zeros((8, 32, 32), np.float32), name="stack")
+    before = snapshot(viewer)
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.set_layer("img")
+    assert predict.start() is None  # no model
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a model at all")
+    assert not predict.load_model(bad)  # corrupt model file
+    assert predict.state.model is None
+    model = train(
+        structured_image(64), "YX", "3x1",
+        TrainConfig(steps=2, patch_size=32, batch_size=2, base_filters=8, device="cpu", val_fraction=0),
+    )
+    predict.state.model = model
+    predict.image_combo.set_layer("stack")
+    predict.axes_edit.setText("ZYX")  # 3D image for a 2D model
+    assert predict.start() is None
+    assert "2D" in notes["error"][-1] or "spatial" in notes["error"][-1]
+    assert "stack (StructN2V)" not in viewer.layers
+
+    # CUDA out of memory inside the worker: a notification, the UI recovers
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(type(model), "predict_iter", oom)
+    predict.image_combo.set_layer("img")
+    predict.axes_edit.setText("YX")
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=10_000)
+    assert "out of memory" in notes["error"][-1]
+    assert predict.predict_button.isEnabled()
+    assert len(notes["error"]) == 4
+    assert_unchanged(viewer, before)
+
+
+def test_closing_widget_stops_training(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
+    worker = train.start()
+    qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.window.remove_dock_widget(train)
+    assert train.worker is None
+
+
+def test_closing_viewer_stops_training(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
+    worker = train.start()
+    qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.close()
+
+
+def test_3d_flow(viewer, qtbot, notes):
+    from napari_structn2v.synthetic import make_sample
+
+    s = make_sample("3d", seed=0, size=64)  # ZYX (32, 32, 32), noise correlated along Y
+    img = s["noisy"].copy()
+    img[:, :, 16:] = s["dark"][:, :, 16:]
+    viewer.add_image(img, name="vol")
+    before = snapshot(viewer)
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("vol")
+    noise.z_range.setValue(3)
+    noise.roi_button.click()
+    roi = viewer.layers["noise ROI"]
+    z = float(viewer.dims.point[0])
+    roi.add_rectangles(np.array([[z, 1, 17], [z, 1, 31], [z, 31, 31], [z, 31, 17]], dtype=float))
+    qtbot.waitUntil(lambda: "vol autocorrelation" in viewer.layers, timeout=5000)
+    ac = viewer.layers["vol autocorrelation"].data
+    assert ac.ndim == 3
+    mask = noise.suggest()
+    assert mask.ndim == 3 and mask.shape[1] > 1 and mask.shape[2] == 1, mask.shape
+
+    train = open_widget(viewer, "Train", qtbot)
+    assert train.axes_edit.text() == "ZYX"
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 6, "preview_every": 3, "val_every": 3, "patch": 16})
+    train.patch_z.setValue(8)
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    preview = viewer.layers["vol (StructN2V preview)"]
+    assert preview.ndim == 3
+
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.set_layer("vol")
+    predict.tile.setValue(32)
+    predict.overlap.setValue(16)
+    predict.start()
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    out = viewer.layers["vol (StructN2V)"]
+    assert out.data.shape == img.shape and np.all(np.asarray(out.data) != 0)
+    assert_unchanged(viewer, before)
+
+
+def test_train_two_layers_then_resume(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="a")
+    viewer.add_image(structured_image(64)[::-1].copy(), name="b")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["a", "b"], **{**TRAIN_KW, "steps": 4, "preview_every": 0})
+    assert train.resume_button.isEnabled() is False
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    first = train.state.model
+    assert first is not None and train.last_event.step == 4
+    assert train.resume_button.isEnabled()
+    train.resume_button.click()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert train.last_event.step == 8 and not train.last_event.stopped
+    assert not notes["error"], notes["error"]
+    assert "a (StructN2V preview)" not in viewer.layers
