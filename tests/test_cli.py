@@ -43,6 +43,11 @@ def test_train_predict_end_to_end(files, capsys, tmp_path):
     assert "mask auto: suggested" in out and "step      8/8" in out
     m = load_model(model)
     assert m.mask.shape[0] == 1 and m.mask.shape[1] > 1
+    resumed = tmp_path / "resumed.pt"
+    assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "3x1", "--out", str(resumed),
+                 "--steps", "3", "--patch", "32", "--batch", "4", "--resume", str(model)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert load_model(resumed).config.training["steps_done"] == 11
     pred = tmp_path / "den.tif"
     assert main(["predict", str(model), str(files / "stack.tif"), "--out", str(pred), "--axes", "SYX", "--tile", "64"]) == 0
     res = tifffile.imread(pred)

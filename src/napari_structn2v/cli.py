@@ -106,11 +106,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         n2v2=args.n2v2,
         schedule=args.schedule,
     )
+    resume = None
+    if args.resume:
+        from .model_io import load_model
+
+        resume = load_model(args.resume)
+        print(f"resuming {args.resume} at step {resume.config.training.get('steps_done', 0)}")
     print(f"training StructN2V: {len(images)} image(s), axes {args.axes}, mask {describe_mask(mask)}, {cfg.steps} steps")
     every = max(1, cfg.steps // 20)
     last_val = None
     model = None
-    for event in train_iter(images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir):
+    for event in train_iter(images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume):
         if isinstance(event, Validation):
             last_val = event.val_loss
         elif isinstance(event, TrainStep) and (event.step % every == 0 or event.step == event.total_steps):
@@ -219,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, default=2)
     t.add_argument("--n2v2", action="store_true", help="N2V2 variant (blur-pool, no top skip connection)")
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
+    t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("predict", help="denoise an image with a trained model")
