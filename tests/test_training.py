@@ -16,7 +16,7 @@ def sample():
 
 
 def test_short_run_lowers_loss_and_emits_events(sample, tmp_path):
-    cfg = TrainConfig(steps=60, lr=2e-3, preview_every=20, **FAST)
+    cfg = TrainConfig(steps=60, lr=2e-3, preview_every=20, schedule="cosine", **FAST)
     events = list(train_iter(sample["noisy"], "YX", "5x1", cfg, preview_image=sample["noisy"][:32, :48], checkpoint_dir=tmp_path))
     steps = [e for e in events if isinstance(e, TrainStep)]
     vals = [e for e in events if isinstance(e, Validation)]

@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patch-z", type=int, default=16, help="Z patch side for 3D (default 16)")
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--lr", type=float, default=4e-4)
-    t.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
+    t.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     t.add_argument("--val-fraction", type=float, default=0.1)

@@ -23,8 +23,10 @@ class TrainConfig:
         Patches per step.
     lr : float
         Adam learning rate.
-    schedule : {"cosine", "constant"}
-        Learning-rate schedule in steps: cosine decay to 5 % of ``lr`` at the last step, or constant.
+    schedule : {"constant", "cosine"}
+        Learning-rate schedule in steps: constant, or cosine decay to 5 % of ``lr`` at the last
+        step. Constant is the default: at the benchmark budget (1500 steps, dev2d_x) it scored
+        27.56 dB against 27.13 dB for cosine (CAREamics saw the same: 25.0 vs 24.8 dB).
     masked_fraction : float
         Fraction of active (loss) pixels per patch, placed by stratified sampling.
     replacement : {"segment", "random_pixel", "uniform"}
@@ -55,7 +57,7 @@ class TrainConfig:
     patch_size_z: int = 16
     batch_size: int = 16
     lr: float = 4e-4
-    schedule: str = "cosine"
+    schedule: str = "constant"
     masked_fraction: float = 0.02
     replacement: str = "segment"
     val_fraction: float = 0.1
