@@ -1,0 +1,243 @@
+"""Training and prediction speed benchmark (issue #2, section 6).
+
+Measures, with the package's own training loop (:func:`napari_structn2v.training.train_iter`):
+
+* 2D training throughput (steps/s, patches/s): patch 64x64, batch 16, depth 2, mask 9x1, with
+  32 base filters and with the StructN2V paper's 16-filter net;
+* the share of the step time spent in masking (``blind_mask_batch`` timed on its own, over
+  batches drawn by the same sampler);
+* 3D training throughput: 16x64x64 patches, batch 4, the default 3D net (3x3x3 convs, 2x2x2
+  pooling) and the paper's net (``kernel_size=(3, 5, 5)``, ``pool=(1, 2, 2)``), mask 1x9x1;
+* prediction throughput in MPix/s: a 2D 1024x1024 image (tile 256) and a 3D 32x256x256 volume.
+
+Step times are the gaps between consecutive ``TrainStep`` events after warm-up steps; the
+reported numbers are medians. Validation is switched off (``val_fraction=0``) so no step pays
+for it. The 1-minute load average is printed next to each row: on a shared machine, compare
+numbers only at similar load.
+
+Usage (from the repository root)::
+
+    python benchmarks/speed.py                  # CPU, writes benchmarks/results/speed_cpu.md
+    python benchmarks/speed.py --device cuda    # GPU with mixed precision, speed_cuda.md
+    python benchmarks/speed.py --quick          # fewer steps (smoke test)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_avg() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def train_data(nd: int, data: Path) -> np.ndarray:
+    """Noisy dev data when available (dev2d_x / dev3d_y), else random data of the same size."""
+    import tifffile
+
+    name = "dev2d_x" if nd == 2 else "dev3d_y"
+    f = data / name / "noisy.tif"
+    if f.exists():
+        return tifffile.imread(f).astype(np.float32)
+    rng = np.random.default_rng(0)
+    return rng.random((10, 256, 256) if nd == 2 else (30, 256, 256), dtype=np.float32)
+
+
+def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed: int, device: str) -> dict:
+    """Median step time of train_iter plus the median time of blind_mask_batch alone."""
+    import torch
+
+    from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays
+    from napari_structn2v.masking import blind_mask_batch, mask_offsets
+    from napari_structn2v.masks import parse_mask_spec
+    from napari_structn2v.training import TrainStep, _patch_shape, train_iter
+
+    cfg.steps = warmup + timed
+    cfg.val_fraction = 0.0
+    cfg.device = device
+    times = []
+    last = None
+    for ev in train_iter(images, axes, mask, cfg):
+        if isinstance(ev, TrainStep):
+            sync(device)
+            now = time.perf_counter()
+            if last is not None and ev.step > warmup:
+                times.append(now - last)
+            last = now
+    step_s = statistics.median(times)
+
+    # masking alone, on batches from the same kind of sampler, same device
+    arrays, sp = prepare_arrays(images, axes)
+    low, high = percentiles(arrays, cfg.pmin, cfg.pmax)
+    patch = _patch_shape(cfg, len(sp))
+    dev = torch.device("cuda" if device.startswith("cuda") else device)
+    sampler = PatchSampler(normalize(arrays, low, high), patch, rng=np.random.default_rng(cfg.seed), device=dev)
+    offsets = mask_offsets(parse_mask_spec(mask)).to(dev)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(0)
+    batches = [sampler.sample(cfg.batch_size) for _ in range(warmup + timed)]
+    mtimes = []
+    for i, b in enumerate(batches):
+        sync(device)
+        t0 = time.perf_counter()
+        blind_mask_batch(b, offsets, fraction=cfg.masked_fraction, generator=gen)
+        sync(device)
+        if i >= warmup:
+            mtimes.append(time.perf_counter() - t0)
+    mask_s = statistics.median(mtimes)
+    row = {
+        "name": name,
+        "patch": "x".join(map(str, patch)),
+        "batch": cfg.batch_size,
+        "filters": cfg.base_filters,
+        "kernel": cfg.kernel_size,
+        "pool": cfg.pool,
+        "mask": mask,
+        "step_ms": step_s * 1e3,
+        "steps_per_s": 1.0 / step_s,
+        "patches_per_s": cfg.batch_size / step_s,
+        "mask_ms": mask_s * 1e3,
+        "mask_share": mask_s / step_s,
+        "timed_steps": len(times),
+        "load_avg": load_avg(),
+    }
+    print(f"  {name}: {row['patches_per_s']:.1f} patches/s ({row['steps_per_s']:.2f} steps/s), "
+          f"masking {row['mask_ms']:.2f} ms = {100 * row['mask_share']:.1f} % of a step; load {row['load_avg']}", flush=True)
+    return row
+
+
+def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile: int, repeats: int, device: str, kernel=None, pool=None) -> dict:
+    import torch
+
+    from napari_structn2v.model_io import StructN2VModel, new_model_config
+    from napari_structn2v.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    arch = UNetConfig(spatial_ndim=nd, base_filters=filters, kernel_size=kernel, pool=pool)
+    net = UNet(arch).eval()
+    model = StructN2VModel(net, new_model_config("YX" if nd == 2 else "ZYX", np.ones((1,) * nd, bool), [0.0], [1.0], arch, {}))
+    img = np.random.default_rng(0).random(shape, dtype=np.float32)
+    axes = "YX" if nd == 2 else "ZYX"
+    amp = device.startswith("cuda")
+    model.predict(img, axes, tile=tile, device=device, amp=amp)  # warm-up
+    ts = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        model.predict(img, axes, tile=tile, device=device, amp=amp)
+        sync(device)
+        ts.append(time.perf_counter() - t0)
+    s = statistics.median(ts)
+    row = {"name": name, "shape": "x".join(map(str, shape)), "tile": tile, "filters": filters,
+           "seconds": s, "mpix_per_s": float(np.prod(shape)) / s / 1e6, "load_avg": load_avg()}
+    print(f"  {name}: {row['mpix_per_s']:.2f} MPix/s ({s:.2f} s); load {row['load_avg']}", flush=True)
+    return row
+
+
+def write_report(args, header, train_rows, pred_rows, dev_name, final: bool) -> str:
+    end_load = os.getloadavg()
+    lines = ["## Training speed (train_iter, 1 step = sample + mask + augment + forward + backward + Adam)", "",
+             header, "",
+             "| setting | threads | patch | batch | mask | step ms | steps/s | patches/s | masking ms | masking share | load |",
+             "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in train_rows:
+        lines.append(f"| {r['name']} | {r['threads']} | {r['patch']} | {r['batch']} | {r['mask']} | {r['step_ms']:.1f} | {r['steps_per_s']:.2f} | "
+                     f"{r['patches_per_s']:.1f} | {r['mask_ms']:.2f} | {100 * r['mask_share']:.1f} % | {r['load_avg']:.2f} |")
+    lines += ["", "## Prediction speed (model.predict, tiled, median of repeats after a warm-up run)", "",
+              "| setting | threads | image | tile | seconds | MPix/s | load |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in pred_rows:
+        lines.append(f"| {r['name']} | {r['threads']} | {r['shape']} | {r['tile']} | {r['seconds']:.2f} | {r['mpix_per_s']:.2f} | {r['load_avg']:.2f} |")
+    lines += ["", f"Load average at end: {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f}."]
+    text = "\n".join(lines) + "\n"
+    tag = args.tag or ("cuda" if dev_name.startswith("cuda") else "cpu")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"speed_{tag}.md").write_text(text)
+    (args.out / f"speed_{tag}.json").write_text(json.dumps({"header": header, "train": train_rows, "predict": pred_rows}, indent=1, default=str))
+    return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:0 (mixed precision)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="dev sets (noisy.tif used as training data; random data if absent)")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=30, help="timed 2D steps per row")
+    ap.add_argument("--steps3d", type=int, default=12, help="timed 3D steps per row")
+    ap.add_argument("--repeats", type=int, default=3, help="timed prediction repeats")
+    ap.add_argument("--quick", action="store_true", help="3 warm-up / 5 timed steps, 1 repeat")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: train2d,train3d,predict")
+    ap.add_argument("--threads", default=None, help="torch CPU threads, a comma list runs every part once per value, "
+                    "e.g. '2,1' (default: torch's choice, = cores)")
+    ap.add_argument("--tag", default=None, help="suffix of the result files (default: cpu / cuda)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.warmup, args.steps, args.steps3d, args.repeats = 3, 5, 3, 1
+    skip = set(filter(None, args.skip.split(",")))
+
+    import torch
+
+    from napari_structn2v.config import TrainConfig
+
+    thread_list = [int(t) for t in str(args.threads).split(",")] if args.threads else [torch.get_num_threads()]
+    dev_name = args.device
+    if dev_name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit("speed.py: --device cuda but torch.cuda.is_available() is False")
+        hw = torch.cuda.get_device_name(0)
+    else:
+        hw = f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch threads {','.join(map(str, thread_list))}"
+    start_load = os.getloadavg()
+    header = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; device {dev_name} ({hw}); torch {torch.__version__}; "
+              f"load average at start {start_load[0]:.2f} / {start_load[1]:.2f} / {start_load[2]:.2f} (1/5/15 min); "
+              f"medians over {args.steps} (2D) / {args.steps3d} (3D) timed steps after {args.warmup} warm-up steps"
+              + ("; AMP (float16 autocast) on" if dev_name.startswith("cuda") else ""))
+    print(f"# speed benchmark\n{header}\n", flush=True)
+
+    train_rows, pred_rows = [], []
+    for nthreads in thread_list:
+        torch.set_num_threads(nthreads)
+        tr0, pr0 = len(train_rows), len(pred_rows)
+        if "train2d" not in skip:
+            img2 = train_data(2, args.data)
+            for filt, label in ((32, "2D, 32 filters"), (16, "2D, 16 filters (paper)")):
+                cfg = TrainConfig(batch_size=16, patch_size=64, depth=2, base_filters=filt, seed=0)
+                train_rows.append(bench_train(label, img2, "SYX", "9x1", cfg, args.warmup, args.steps, dev_name))
+        if "train3d" not in skip:
+            img3 = train_data(3, args.data)
+            for kern, pool, label in ((None, None, "3D, default net (3x3x3 conv, 2x2x2 pool)"),
+                                      ((3, 5, 5), (1, 2, 2), "3D, paper net (3x5x5 conv, 1x2x2 pool)")):
+                cfg = TrainConfig(batch_size=4, patch_size=64, patch_size_z=16, depth=2, base_filters=16,
+                                  kernel_size=kern, pool=pool, seed=0)
+                train_rows.append(bench_train(label, img3, "ZYX", "1x9x1", cfg, min(args.warmup, 3), args.steps3d, dev_name))
+        if "predict" not in skip:
+            pred_rows.append(bench_predict("2D 1024x1024, 16 filters", 2, 16, (1024, 1024), 256, args.repeats, dev_name))
+            pred_rows.append(bench_predict("2D 1024x1024, 32 filters", 2, 32, (1024, 1024), 256, args.repeats, dev_name))
+            pred_rows.append(bench_predict("3D 32x256x256, default net", 3, 16, (32, 256, 256), 256, args.repeats, dev_name))
+
+        for r in train_rows[tr0:] + pred_rows[pr0:]:
+            r["threads"] = nthreads if not dev_name.startswith("cuda") else "-"
+        write_report(args, header, train_rows, pred_rows, dev_name, final=False)  # partial results survive
+    print("\n" + write_report(args, header, train_rows, pred_rows, dev_name, final=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
