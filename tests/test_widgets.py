@@ -194,12 +194,17 @@ def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     assert np.all(np.asarray(out.data) != 0), "output not filled completely"
     record_property("tiles_per_s", round(predict.tiles_per_s, 1))
     print(f"[measure] tiles/s streamed: {predict.tiles_per_s:.1f} ({predict.tiles_total} tiles of 32)")
+    # a new output layer gets contrast limits from its own values, not the noisy source's
+    lo, hi = np.percentile(np.asarray(out.data), (0.5, 99.5))
+    np.testing.assert_allclose(out.contrast_limits, (lo, hi), rtol=1e-5)
 
-    # re-run reuses the output layer
+    # re-run reuses the output layer and keeps the contrast the user set
+    out.contrast_limits = (0.0, 0.25)
     n_layers = len(viewer.layers)
     predict.start()
     qtbot.waitUntil(lambda: not predict.running, timeout=30_000)
     assert len(viewer.layers) == n_layers
+    np.testing.assert_allclose(out.contrast_limits, (0.0, 0.25))
     assert_unchanged(viewer, before)
     assert not notes["error"], notes["error"]
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -30,13 +29,13 @@ from ._layers import (
     notify_info,
     notify_warning,
 )
+from ._devices import DeviceCombo
 from ._state import get_state
 from ._worker import (
     CleanupMixin,
     Failed,
     StopFlag,
     detach_worker,
-    probe_devices,
     reserve_ui_core,
     start_generator_worker,
 )
@@ -75,6 +74,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.worker: Any = None
         self._stop = StopFlag()
         self._output: Any = None
+        self._fresh_output = False
         self._last_refresh = 0.0
         self._started_at = 0.0
         self.tiles_done = 0
@@ -97,8 +97,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.overlap.setValue(-1)
         self.overlap.setSpecialValueText("auto")
         self.overlap.setToolTip("Overlap between tiles in pixels; auto: the network's receptive field")
-        self.device = QComboBox()
-        self.device.addItem("auto")
+        self.device = DeviceCombo(warm_training=False)
         self.predict_button = QPushButton("Predict")
         self.stop_button = QPushButton("Stop")
         self.progress = QProgressBar()
@@ -132,30 +131,12 @@ class PredictWidget(CleanupMixin, QWidget):
         self._show_model(self.state.model)
         self._guess_axes()
         self._update_buttons()
-        self._start_device_probe()
 
     # UI helpers ------------------------------------------------------------------------
-    def _start_device_probe(self) -> None:
-        self.devices_ready = False
-        self._probe = start_generator_worker(
-            probe_devices,
-            warm_training=False,
-            on_event=self._on_devices,
-            on_finished=self._on_probe_finished,
-            on_error=self._on_probe_finished,
-        )
-
-    def _on_devices(self, devices: Any) -> None:
-        if isinstance(devices, Failed):
-            notify_warning(f"Cannot list devices: {describe_error(devices.error)}")
-            return
-        for name in devices:
-            if self.device.findText(name) < 0:
-                self.device.addItem(name)
-
-    def _on_probe_finished(self, *args: Any) -> None:
-        self.devices_ready = True
-        self._probe = None
+    @property
+    def devices_ready(self) -> bool:
+        """True once the device list is complete (torch has been imported in the background)."""
+        return self.device.ready
 
     def _show_model(self, model: Any = None) -> None:
         if model is None:
@@ -272,10 +253,11 @@ class PredictWidget(CleanupMixin, QWidget):
                 layer.data = zeros
             layer.scale = source.scale
             layer.translate = source.translate
-            layer.contrast_limits = limits
+            self._fresh_output = False  # a re-run keeps the contrast the user set
             return layer
         if layer is not None:
             self.viewer.layers.remove(layer)
+        self._fresh_output = True  # contrast from the result once it is complete
         return self.viewer.add_image(
             zeros,
             name=name,
@@ -316,6 +298,11 @@ class PredictWidget(CleanupMixin, QWidget):
             elapsed = max(time.perf_counter() - self._started_at, 1e-9)
             self.tiles_per_s = self.tiles_done / elapsed
             if layer is not None and layer in self.viewer.layers:
+                if self._fresh_output and not event.stopped:
+                    # the source's limits span its noise; the denoised image needs its own
+                    lo, hi = np.percentile(event.image, (0.5, 99.5))
+                    if hi > lo:
+                        layer.contrast_limits = (float(lo), float(hi))
                 layer.refresh()
             verb = "Stopped" if event.stopped else "Done"
             self.status.setText(
@@ -342,9 +329,7 @@ class PredictWidget(CleanupMixin, QWidget):
         if self.worker is not None:
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
-        if self._probe is not None:
-            detach_worker(self._probe, self._on_devices, self._on_probe_finished, self._on_probe_finished)
-            self._probe = None
+        self.device.stop_probe()
         self.image_combo.disconnect_viewer()
         try:
             self.state.events.model.disconnect(self._show_model)

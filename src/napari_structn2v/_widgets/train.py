@@ -9,7 +9,6 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -35,13 +34,13 @@ from ._layers import (
     notify_warning,
 )
 from ._plot import LinePlot
+from ._devices import DeviceCombo
 from ._state import get_state
 from ._worker import (
     CleanupMixin,
     Failed,
     StopFlag,
     detach_worker,
-    probe_devices,
     reserve_ui_core,
     start_generator_worker,
 )
@@ -131,8 +130,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self.patch_z = _spin(4, 256, defaults.patch_size_z, step=4)
         self.batch = _spin(1, 1024, defaults.batch_size)
         self.val_fraction = _spin(0.0, 0.5, defaults.val_fraction, step=0.05, decimals=2)
-        self.device = QComboBox()
-        self.device.addItem("auto")
+        self.device = DeviceCombo(warm_training=True)
         self.preview_every = _spin(0, 100_000, 50, step=10)
         self.preview_every.setToolTip("Steps between preview updates (0: no preview)")
 
@@ -210,30 +208,12 @@ class TrainWidget(CleanupMixin, QWidget):
         self._guess_axes()
         self._show_mask(self.state.mask)
         self._update_buttons()
-        self._start_device_probe()
 
     # UI helpers ------------------------------------------------------------------------
-    def _start_device_probe(self) -> None:
-        self.devices_ready = False
-        self._probe = start_generator_worker(
-            probe_devices,
-            warm_training=True,
-            on_event=self._on_devices,
-            on_finished=self._on_probe_finished,
-            on_error=self._on_probe_finished,
-        )
-
-    def _on_devices(self, devices: Any) -> None:
-        if isinstance(devices, Failed):
-            notify_warning(f"Cannot list devices: {describe_error(devices.error)}")
-            return
-        for name in devices:
-            if self.device.findText(name) < 0:
-                self.device.addItem(name)
-
-    def _on_probe_finished(self, *args: Any) -> None:
-        self.devices_ready = True
-        self._probe = None
+    @property
+    def devices_ready(self) -> bool:
+        """True once the device list is complete (torch has been imported in the background)."""
+        return self.device.ready
 
     def _guess_axes(self) -> None:
         layers = self.layers.layers()
@@ -514,9 +494,7 @@ class TrainWidget(CleanupMixin, QWidget):
         if self.worker is not None:
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
-        if self._probe is not None:
-            detach_worker(self._probe, self._on_devices, self._on_probe_finished, self._on_probe_finished)
-            self._probe = None
+        self.device.stop_probe()
         self._preview_timer.stop()
         self.layers.disconnect_viewer()
         try:
