@@ -255,6 +255,25 @@ def test_noise_dark_frame_and_spectrum(viewer, qtbot, notes):
     assert len(viewer.layers) == n
 
 
+def test_large_noise_region_is_analysed_off_the_gui_thread(viewer, qtbot, notes, monkeypatch):
+    from napari_structn2v._widgets import noise_analysis
+    from napari_structn2v.synthetic import correlated_noise
+
+    monkeypatch.setattr(noise_analysis, "ASYNC_PIXELS", 1000)  # everything counts as large
+    viewer.add_image(np.zeros((64, 64), np.float32), name="img")
+    viewer.add_image(correlated_noise((4, 64, 64), axis=-1, rng=3), name="dark")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    noise.mode_dark.setChecked(True)
+    noise.dark_combo.set_layer("dark")
+    assert noise.analyze() is None and noise.busy  # returns at once, a worker runs
+    noise.analyze()  # a second request while busy runs once the first ends
+    qtbot.waitUntil(lambda: not noise.busy and noise.analysis is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not noise.busy, timeout=30_000)
+    assert "img autocorrelation" in viewer.layers and not notes["error"]
+    assert noise.analysis.mask.shape[-2] == 1 and noise.analysis.mask.shape[-1] > 1  # a horizontal line
+
+
 def test_mask_designer_presets_grid_and_files(viewer, qtbot, notes, tmp_path):
     designer = open_widget(viewer, "Blind mask")
     state = designer.state

@@ -32,7 +32,7 @@ from ._layers import (
 )
 from ._plot import LinePlot
 from ._state import get_state
-from ._worker import CleanupMixin
+from ._worker import CleanupMixin, Failed, detach_worker, start_generator_worker
 
 if TYPE_CHECKING:
     import napari
@@ -42,6 +42,9 @@ ROI_LAYER = "noise ROI"
 AUTOCORR_ZOOM = 8.0
 #: smallest ROI side, in pixels, worth analysing
 MIN_ROI = 8
+#: noise regions with more pixels than this are analysed in a worker thread (a 30x256x256 dark
+#: stack takes about 1 s); smaller ones, such as drawn ROIs, take milliseconds and stay inline
+ASYNC_PIXELS = 1 << 20
 DEBOUNCE_MS = 300
 
 
@@ -114,6 +117,9 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         layout.addWidget(self.report)
         layout.addStretch(1)
 
+        self._worker: Any = None
+        self._worker_source = ""
+        self._pending = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -233,6 +239,47 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         return np.asarray(data[tuple(index)]), kept
 
     # analysis ----------------------------------------------------------------------
+    def _start_background(self, source: Any, crop: np.ndarray, axes: str) -> None:
+        """Analyse a large region off the GUI thread; the result is shown when it arrives."""
+        if self._worker is not None:  # one at a time: redo once the running one ends
+            self._pending = True
+            return
+        self._pending = False
+        self._worker_source = source.name
+        self.report.setText("Analysing the noise in the background…")
+        self._worker = start_generator_worker(
+            _analysis_job,
+            crop,
+            axes,
+            self.max_lag.value(),
+            self.spectrum_check.isChecked(),
+            on_event=self._on_background_result,
+            on_finished=self._on_background_finished,
+            on_error=self._on_background_finished,
+        )
+
+    def _on_background_result(self, result: Any) -> None:
+        if isinstance(result, Failed):
+            notify_error(f"Noise analysis failed: {describe_error(result.error)}")
+            return
+        source = find_layer(self.viewer, self._worker_source)
+        if source is None:
+            return
+        analysis, spectrum = result
+        self.analysis = analysis
+        self._show(source, analysis, spectrum)
+
+    def _on_background_finished(self, *args: Any) -> None:
+        self._worker = None
+        if self._pending:
+            self._pending = False
+            self.analyze()
+
+    @property
+    def busy(self) -> bool:
+        """True while a background analysis runs."""
+        return self._worker is not None
+
     def analyze(self) -> Any:
         """Analyse the current ROI (or dark frame); returns the core ``NoiseAnalysis`` or None."""
         from ..errors import StructN2VError
@@ -251,6 +298,9 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
                 crop, axes = layer_array(dark), layer_axes(dark)
             else:
                 crop, axes = self._roi_crop(source)
+            if np.size(crop) > ASYNC_PIXELS:
+                self._start_background(source, crop, axes)
+                return None
             analysis = analyze_noise(crop, axes=axes, max_lag=self.max_lag.value())
             spectrum = None
             if self.spectrum_check.isChecked():
@@ -346,8 +396,11 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
     # cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:
-        """Stop timers and disconnect every viewer callback."""
+        """Stop timers and workers and disconnect every viewer callback."""
         self._timer.stop()
+        if self._worker is not None:
+            detach_worker(self._worker, self._on_background_result, self._on_background_finished, self._on_background_finished)
+            self._worker = None
         self._unfollow_roi()
         try:
             self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
@@ -356,3 +409,10 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self.source_combo.disconnect_viewer()
         self.dark_combo.disconnect_viewer()
 
+
+def _analysis_job(crop: np.ndarray, axes: str, max_lag: int, spectrum: bool):
+    """Worker body: the core analysis (and power spectrum) of plain arrays."""
+    from ..noise import analyze_noise, power_spectrum
+
+    analysis = analyze_noise(crop, axes=axes, max_lag=max_lag)
+    yield analysis, (power_spectrum(crop, axes=axes) if spectrum else None)
