@@ -9,16 +9,9 @@ def _layers(kind: str) -> list[tuple[Any, dict, str]]:
 
     sample = make_sample(kind, seed=0)
     tag = kind.upper()
-    noise_axis = sample.get("noise_axis", sample.get("axis", ""))
-    noisy_meta = {
-        "name": f"{tag} structured noise",
-        "metadata": {"axes": sample["axes"], "noise_axis": noise_axis},
-    }
-    dark_meta = {
-        "name": f"{tag} dark frame",
-        "metadata": {"axes": sample["axes"], "noise_axis": noise_axis},
-        "visible": False,
-    }
+    metadata = {"axes": sample["axes"], "noise_axis": sample["noise_axis"]}
+    noisy_meta = {"name": f"{tag} structured noise", "metadata": dict(metadata)}
+    dark_meta = {"name": f"{tag} dark frame", "metadata": dict(metadata), "visible": False}
     return [(sample["noisy"], noisy_meta, "image"), (sample["dark"], dark_meta, "image")]
 
 

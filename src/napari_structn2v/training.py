@@ -184,17 +184,16 @@ def train_iter(
     norm = normalize(arrays, low, high)
     train_arr, val_arr = split_validation(norm, cfg.val_fraction, patch)
     sampler = PatchSampler(train_arr, patch, rng=rng, device=device)
+    offsets = mask_offsets(mask_arr).to(device)
     val_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     if val_arr:
         vgen = torch.Generator(device=device)
         vgen.manual_seed(cfg.seed + 1)
         vsampler = PatchSampler(val_arr, patch, rng=np.random.default_rng(cfg.seed + 1), device=device)
-        offsets_v = mask_offsets(mask_arr)
         for vb in vsampler.fixed_batches(max(cfg.batch_size, 4 * cfg.batch_size), cfg.batch_size):
-            xm, w = blind_mask_batch(vb, offsets_v, fraction=cfg.masked_fraction, generator=vgen, replacement=cfg.replacement)
+            xm, w = blind_mask_batch(vb, offsets, fraction=cfg.masked_fraction, generator=vgen, replacement=cfg.replacement)
             val_batches.append((xm, vb, w))
 
-    offsets = mask_offsets(mask_arr).to(device)
     yx = mask_arr if mask_arr.ndim == 2 else mask_arr.any(0)
     rotate = yx.shape[0] == yx.shape[1] and bool(np.array_equal(yx, yx.T))
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)

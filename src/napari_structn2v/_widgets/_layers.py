@@ -75,9 +75,8 @@ def layer_axes(layer: "napari.layers.Layer") -> str:
     from ..axes import guess_axes, validate_axes
     from ..errors import StructN2VError
 
-    shape = tuple(layer_array(layer).shape) if not getattr(layer, "multiscale", False) else tuple(
-        layer.data[0].shape
-    )
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    shape = tuple(data.shape)  # no np.asarray: lazy (dask/zarr) layers stay unloaded
     meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
     if isinstance(meta, str):
         try:

@@ -241,7 +241,6 @@ class PredictWidget(CleanupMixin, QWidget):
 
         name = output_layer_name(source.name)
         layer = find_layer(self.viewer, name)
-        zeros = np.zeros(shape, dtype=np.float32)
         limits = tuple(source.contrast_limits)
         if layer is not None and isinstance(layer, Image) and layer.ndim == len(shape):
             if layer.data.shape == tuple(shape) and getattr(layer.data, "dtype", None) == np.float32 and isinstance(
@@ -250,7 +249,7 @@ class PredictWidget(CleanupMixin, QWidget):
                 layer.data[...] = 0
                 layer.refresh()
             else:
-                layer.data = zeros
+                layer.data = np.zeros(shape, dtype=np.float32)
             layer.scale = source.scale
             layer.translate = source.translate
             self._fresh_output = False  # a re-run keeps the contrast the user set
@@ -259,7 +258,7 @@ class PredictWidget(CleanupMixin, QWidget):
             self.viewer.layers.remove(layer)
         self._fresh_output = True  # contrast from the result once it is complete
         return self.viewer.add_image(
-            zeros,
+            np.zeros(shape, dtype=np.float32),
             name=name,
             scale=source.scale,
             translate=source.translate,
