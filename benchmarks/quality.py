@@ -141,7 +141,7 @@ def run_n2gt(noisy, gt, axes, cfg, log_every=250):
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg.schedule, s, cfg.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg.schedule, s / cfg.steps))
     use_amp = bool(cfg.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     net.train()

@@ -84,3 +84,34 @@ def test_default_axes_adapt_to_image():
     model = _model(axes="SYX")
     assert model.predict(np.zeros((40, 40), np.float32)).shape == (40, 40)
     assert model.predict(np.zeros((2, 40, 40), np.float32)).shape == (2, 40, 40)
+
+
+def test_tta_transforms_keep_the_mask_orientation():
+    from napari_structn2v.prediction import tta_transforms
+
+    line = np.zeros((1, 9), bool)
+    line[0, :] = True
+    assert tta_transforms(line) == ((), (-1,), (-2,), (-1, -2))  # no 90-degree turns for a line
+    assert len(tta_transforms(np.ones((3, 3), bool))) == 8  # square-symmetric: turns too
+    assert tta_transforms(line, enabled=False) == ((),)
+
+
+def test_tta_prediction_is_the_mean_over_flips():
+    import torch
+
+    from napari_structn2v.model_io import StructN2VModel, new_model_config
+    from napari_structn2v.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    arch = UNetConfig(base_filters=4)
+    net = UNet(arch).eval()
+    with torch.no_grad():
+        net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
+    model = StructN2VModel(net, new_model_config("YX", np.ones((1, 5), bool), [0.0], [1.0], arch, {}))
+    img = np.random.default_rng(0).random((32, 40)).astype(np.float32)
+    plain = model.predict(img, tta=False)
+    flips = [plain]
+    for dims in ((1,), (0,), (0, 1)):
+        flips.append(np.flip(model.predict(np.ascontiguousarray(np.flip(img, dims)), tta=False), dims))
+    assert np.allclose(model.predict(img, tta=True), np.mean(flips, axis=0), atol=1e-5)
+    assert not np.allclose(plain, np.mean(flips, axis=0), atol=1e-4)

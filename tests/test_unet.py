@@ -42,3 +42,25 @@ def test_receptive_radius_bounds_the_real_field(kwargs):
         extent = (reach[:, d] - centre[d]).abs().max().item()
         assert extent <= radius[d], (d, extent, radius)
         assert extent >= radius[d] // 2  # the bound is not absurdly loose
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "none"])
+def test_norm_options_forward_and_backward(norm):
+    import torch
+
+    from napari_structn2v.unet import UNet, UNetConfig
+
+    net = UNet(UNetConfig(base_filters=8, norm=norm))
+    y = net(torch.randn(2, 1, 32, 32))
+    y.mean().backward()
+    kinds = {type(m).__name__ for m in net.modules()}
+    assert ("BatchNorm2d" in kinds) == (norm == "batch") and ("GroupNorm" in kinds) == (norm == "group")
+
+
+def test_old_configs_without_norm_still_load():
+    from napari_structn2v.unet import UNetConfig
+
+    assert UNetConfig(batch_norm=False).norm == "none"
+    assert UNetConfig(**UNetConfig(norm="group").to_dict()).norm == "group"
+    with pytest.raises(ValueError, match="norm"):
+        UNetConfig(norm="layer")

@@ -465,3 +465,14 @@ def test_train_two_layers_then_resume(viewer, qtbot, notes):
     assert train.last_event.step == 8 and not train.last_event.stopped
     assert not notes["error"], notes["error"]
     assert "a (StructN2V preview)" not in viewer.layers
+
+
+def test_train_for_minutes_sets_a_time_budget(viewer, qtbot):
+    train = open_widget(viewer, "Train", qtbot)
+    assert train.config().steps == 1500 and train.config().max_time_s is None
+    train.budget_unit.setCurrentText("minutes")
+    train.steps.setValue(2)
+    cfg = train.config()
+    assert cfg.steps is None and cfg.max_time_s == 120.0
+    train.budget_unit.setCurrentText("steps")
+    assert train.config().steps == 1500 and train.config().max_time_s is None

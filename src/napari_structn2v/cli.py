@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from . import __version__
+from .config import parse_duration
 from .errors import DataError, StructN2VError
 
 
@@ -90,10 +91,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .masks import describe_mask
     from .training import TrainDone, TrainStep, Validation, train_iter
 
+    max_time = parse_duration(args.time) if args.time is not None else None
+    steps = args.steps if args.steps is not None or max_time is not None else TrainConfig().steps
     images = [read_image(p) for p in args.images]
     mask = _resolve_mask(args.mask, images, args.axes.upper(), args.dark)
     cfg = TrainConfig(
-        steps=args.steps,
+        steps=steps,
+        max_time_s=max_time,
         patch_size=args.patch,
         patch_size_z=args.patch_z,
         batch_size=args.batch,
@@ -112,14 +116,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         resume = load_model(args.resume)
         print(f"resuming {args.resume} at step {resume.config.training.get('steps_done', 0)}")
-    print(f"training StructN2V: {len(images)} image(s), axes {args.axes}, mask {describe_mask(mask)}, {cfg.steps} steps")
-    every = max(1, cfg.steps // 20)
+    budget = " or ".join(b for b in (f"{cfg.steps} steps" if cfg.steps else "", f"{max_time:g} s" if max_time else "") if b)
+    print(f"training StructN2V: {len(images)} image(s), axes {args.axes}, mask {describe_mask(mask)}, {budget}")
+    shown = -1  # progress lines at every 5 % of the budget (steps or time)
     last_val = None
     model = None
     for event in train_iter(images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume):
         if isinstance(event, Validation):
             last_val = event.val_loss
-        elif isinstance(event, TrainStep) and (event.step % every == 0 or event.step == event.total_steps):
+        elif isinstance(event, TrainStep) and (
+            int(20 * event.step / max(1, event.total_steps)) > shown or event.step == event.total_steps
+        ):
+            shown = int(20 * event.step / max(1, event.total_steps))
             val = f"  val {last_val:.4f}" if last_val is not None else ""
             print(
                 f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
@@ -212,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mask", required=True, help="WxH[xD] (e.g. 9x1, 1x17x1, 1x1 = N2V), 'auto', or a mask file (.npy/.tif)")
     t.add_argument("--out", required=True, help="model file to write (e.g. model.pt)")
     t.add_argument("--dark", help="dark frame / pure noise used by --mask auto (ignored otherwise)")
-    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--steps", type=int, default=None, help="optimiser steps (default 1500 without --time; with --time: no step limit)")
+    t.add_argument("--time", help="wall-clock budget: 90, 90s, 3m, 1h, 1m30s (with --steps: whichever ends first)")
     t.add_argument("--patch", type=int, default=64, help="YX patch side (default 64)")
     t.add_argument("--patch-z", type=int, default=16, help="Z patch side for 3D (default 16)")
     t.add_argument("--batch", type=int, default=16)

@@ -1,7 +1,36 @@
 """Training configuration (a plain dataclass; stored with every model)."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, fields
+
+from .errors import StructN2VError
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|min|s|sec)?", re.IGNORECASE)
+_UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in a duration such as ``90``, ``"90s"``, ``"3m"``, ``"1h"`` or ``"1m30s"``.
+
+    Raises :class:`StructN2VError` for anything else, or for a duration that is not positive.
+    """
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        s = str(text).strip().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for m in _DURATION.finditer(s):
+            if m.start() != pos:
+                break
+            seconds += float(m.group(1)) * _UNIT_S[m.group(2).lower() if m.group(2) else None]
+            pos = m.end()
+        if not s or pos != len(s):
+            raise StructN2VError(f"cannot read the duration {text!r}; write e.g. 90, 90s, 3m, 1h or 1m30s")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise StructN2VError(f"the duration must be positive, got {text!r}")
+    return seconds
 
 
 @dataclass
@@ -13,8 +42,12 @@ class TrainConfig:
 
     Attributes
     ----------
-    steps : int
-        Total optimiser steps (the budget; fair comparisons use equal steps).
+    steps : int or None
+        Total optimiser steps. None: no step limit (``max_time_s`` must be set).
+    max_time_s : float or None
+        Wall-clock budget in seconds, validation and checkpoints included. With both budgets,
+        training ends at whichever comes first, and the learning-rate schedule follows the
+        budget that is further along (users think in minutes, not steps).
     patch_size : int
         Side of the square YX training patch (a multiple of ``2 ** depth``).
     patch_size_z : int
@@ -40,19 +73,25 @@ class TrainConfig:
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ``"mps"``.
     amp : bool
-        Mixed precision (float16 autocast + grad scaling) on CUDA; ignored elsewhere.
+        Mixed precision: float16 autocast + grad scaling on CUDA; bfloat16 autocast on CPUs with
+        native bfloat16 (AVX-512 BF16 / AMX), where it nearly doubles the 2D training rate
+        (373 -> 700 patches/s, batch 16 x 64^2, 2 threads); ignored elsewhere.
     augment : bool
         Random flips (and 90-degree rotations when the mask is square-symmetric), applied after
         masking to input, target and loss weights together, so mask and noise stay aligned.
     preview_every : int
         Steps between :class:`~napari_structn2v.training.Preview` events (0: never).
-    depth, base_filters, n2v2, kernel_size, pool : U-Net architecture (see
+    depth, base_filters, n2v2, norm, kernel_size, pool : U-Net architecture (see
         :class:`~napari_structn2v.unet.UNetConfig`; None: 3-pixel kernels and 2x pooling).
+    ema : float
+        Decay of an exponential moving average of the weights (0: off). The model keeps the
+        averaged weights, which smooths out the noise of the self-supervised gradient.
     pmin, pmax : float
         Percentiles mapped to 0 and 1 by the normalisation (per channel).
     """
 
-    steps: int = 1500
+    steps: int | None = 1500
+    max_time_s: float | None = None
     patch_size: int = 64
     patch_size_z: int = 16
     batch_size: int = 16
@@ -70,6 +109,8 @@ class TrainConfig:
     depth: int = 2
     base_filters: int = 16
     n2v2: bool = False
+    norm: str = "batch"
+    ema: float = 0.0
     kernel_size: int | tuple[int, ...] | None = None
     pool: int | tuple[int, ...] | None = None
     pmin: float = 0.1

@@ -14,7 +14,7 @@ from . import __version__
 from .devices import resolve_device
 from .errors import ModelFileError
 from .masks import describe_mask, validate_mask
-from .prediction import PredictDone, TileDone, predict_tiles, resolve_axes
+from .prediction import PredictDone, TileDone, predict_tiles, resolve_axes, tta_transforms
 from .unet import UNet, UNetConfig
 
 FORMAT = "napari-structn2v-model"
@@ -121,12 +121,15 @@ class StructN2VModel:
         overlap: int | Sequence[int] | None = None,
         device: str | torch.device = "auto",
         amp: bool = False,
+        tta: bool = True,
         should_stop: Callable[[], bool] | None = None,
     ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
         """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
         :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
 
         ``axes`` default to the training axes with S/T added or dropped to fit the image.
+        ``tta`` averages the flips (and, for square-symmetric masks, 90-degree turns) that keep
+        the blind mask's orientation (:func:`~napari_structn2v.prediction.tta_transforms`).
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
@@ -148,6 +151,7 @@ class StructN2VModel:
                 overlap=overlap,
                 device=dev,
                 amp=amp,
+                tta=tta_transforms(self.mask, tta),
                 should_stop=should_stop,
             )
         )

@@ -89,6 +89,40 @@ def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndi
     return ax
 
 
+def tta_transforms(mask: np.ndarray, enabled: bool = True) -> tuple[tuple, ...]:
+    """The test-time transforms that keep the blind mask's orientation.
+
+    Flips of Y and X keep every centred mask (training flips them too); 90-degree turns (a
+    Y/X transpose) only masks that are symmetric under them, since a turn would make X-correlated
+    noise Y-correlated. Returns ``((),)`` when ``enabled`` is False.
+    """
+    if not enabled:
+        return ((),)
+    flips: list[tuple] = [(), (-1,), (-2,), (-1, -2)]
+    yx = np.asarray(mask, dtype=bool)
+    yx = yx if yx.ndim == 2 else yx.any(0)
+    if yx.shape[0] == yx.shape[1] and np.array_equal(yx, yx.T):
+        flips += [f + ("T",) for f in flips]
+    return tuple(flips)
+
+
+def _forward_tta(net: torch.nn.Module, x: torch.Tensor, transforms: Sequence[tuple]) -> torch.Tensor:
+    """Mean of ``net`` over the transforms (each undone on the output), float32."""
+    acc = None
+    for t in transforms:
+        dims = [d for d in t if d != "T"]
+        xi = x.flip(dims) if dims else x
+        if "T" in t:
+            xi = xi.transpose(-1, -2)
+        yi = net(xi).float()
+        if "T" in t:
+            yi = yi.transpose(-1, -2)
+        if dims:
+            yi = yi.flip(dims)
+        acc = yi if acc is None else acc + yi
+    return acc / len(transforms)
+
+
 def predict_tiles(
     net: torch.nn.Module,
     image: np.ndarray,
@@ -102,6 +136,7 @@ def predict_tiles(
     overlap: int | Sequence[int] | None = None,
     device: torch.device,
     amp: bool = False,
+    tta: Sequence[tuple[int, ...]] = ((),),
     should_stop: Callable[[], bool] | None = None,
 ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
     """Predict ``image`` (axes ``axes``) tile by tile; yields :class:`TileDone` per tile.
@@ -118,6 +153,10 @@ def predict_tiles(
     overlap : int or sequence, optional
         Total overlap between neighbouring tiles (twice the context margin); default: twice the
         receptive-field radius rounded up to the pooling multiple.
+    tta : sequence of tuples
+        Test-time augmentation: the tensor dims to flip for each pass (``()``: as is; ``(-1,)``:
+        flip X; ``"T"`` in a tuple transposes Y and X); the passes are averaged. See
+        :func:`tta_transforms`.
 
     Returns
     -------
@@ -199,8 +238,8 @@ def predict_tiles(
                 padded, orig = _pad_to_multiple(block, multiple)
                 x = torch.from_numpy(np.ascontiguousarray(padded))[None].to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
-                    y = net(x)
-                y = y.float()[0].cpu().numpy()
+                    y = _forward_tta(net, x, tta)
+                y = y[0].cpu().numpy()
                 y = y[(slice(None), *(slice(0, s) for s in orig))]
                 y = y[(slice(None), *crop)] * scale_a + low_a
                 # back to the input's axes order for this region

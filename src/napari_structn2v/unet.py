@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+NORMS = ("batch", "group", "none")
+
 
 @dataclass
 class UNetConfig:
@@ -27,9 +29,15 @@ class UNetConfig:
     pool: tuple[int, ...] | None = None
     n2v2: bool = False
     batch_norm: bool = True
+    norm: str | None = None
 
     def __post_init__(self) -> None:
         nd = self.spatial_ndim
+        if self.norm is None:  # files written before ``norm`` existed carry only ``batch_norm``
+            self.norm = "batch" if self.batch_norm else "none"
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        self.batch_norm = self.norm == "batch"
         if nd not in (2, 3):
             raise ValueError(f"spatial_ndim must be 2 or 3, got {nd}")
         if isinstance(self.kernel_size, list):
@@ -85,16 +93,26 @@ def _bn(nd: int):
     return nn.BatchNorm2d if nd == 2 else nn.BatchNorm3d
 
 
-class ConvBlock(nn.Sequential):
-    """Two (conv -> [batch norm] -> ReLU) layers: ``cin -> mid -> out`` channels (out defaults to mid)."""
+def _norm_layer(nd: int, kind: str, channels: int) -> nn.Module | None:
+    if kind == "batch":
+        return _bn(nd)(channels)
+    if kind == "group":
+        # groups of 4 channels: 4 groups at the 16-filter top level
+        return nn.GroupNorm(max(1, channels // 4), channels)
+    return None
 
-    def __init__(self, nd: int, cin: int, mid: int, kernel: tuple[int, ...], batch_norm: bool, out: int | None = None):
+
+class ConvBlock(nn.Sequential):
+    """Two (conv -> [norm] -> ReLU) layers: ``cin -> mid -> out`` channels (out defaults to mid)."""
+
+    def __init__(self, nd: int, cin: int, mid: int, kernel: tuple[int, ...], norm: str, out: int | None = None):
         layers: list[nn.Module] = []
         pad = tuple(k // 2 for k in kernel)
         for c_in, c_out in ((cin, mid), (mid, out or mid)):
-            layers.append(_conv(nd)(c_in, c_out, kernel, padding=pad, bias=not batch_norm))
-            if batch_norm:
-                layers.append(_bn(nd)(c_out))
+            layers.append(_conv(nd)(c_in, c_out, kernel, padding=pad, bias=norm == "none"))
+            layer = _norm_layer(nd, norm, c_out)
+            if layer is not None:
+                layers.append(layer)
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
@@ -147,7 +165,7 @@ class UNet(nn.Module):
         cin = cfg.in_channels
         for level in range(cfg.depth):
             cout = f * 2**level
-            self.down.append(ConvBlock(nd, cin, cout, k, cfg.batch_norm))
+            self.down.append(ConvBlock(nd, cin, cout, k, cfg.norm))
             if cfg.n2v2:
                 self.pools.append(BlurPool(nd, cout, cfg.pool))
             else:
@@ -155,13 +173,13 @@ class UNet(nn.Module):
             cin = cout
         # CSBDeep layout (the network of the N2V and StructN2V papers): the last conv of the
         # bottom and of each decoder level halves the channels, which cuts ~25 % of the FLOPs.
-        self.bottom = ConvBlock(nd, cin, f * 2**cfg.depth, k, cfg.batch_norm, out=f * 2 ** max(0, cfg.depth - 1))
+        self.bottom = ConvBlock(nd, cin, f * 2**cfg.depth, k, cfg.norm, out=f * 2 ** max(0, cfg.depth - 1))
         self.up = nn.ModuleList()
         cin = f * 2 ** max(0, cfg.depth - 1)
         for level in reversed(range(cfg.depth)):
             skip = 0 if (cfg.n2v2 and level == 0) else f * 2**level
             cout = f * 2 ** max(0, level - 1)
-            self.up.append(ConvBlock(nd, cin + skip, f * 2**level, k, cfg.batch_norm, out=cout))
+            self.up.append(ConvBlock(nd, cin + skip, f * 2**level, k, cfg.norm, out=cout))
             cin = cout
         self.head = _conv(nd)(cin, cfg.out_channels, 1)
         self.upsample = nn.Upsample(scale_factor=cfg.pool, mode="nearest")

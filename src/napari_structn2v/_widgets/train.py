@@ -9,6 +9,7 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -126,6 +127,11 @@ class TrainWidget(CleanupMixin, QWidget):
         self.axes_edit.setToolTip("Axes of the chosen layers over STCZYX, e.g. YX, SYX, TYX, ZYX, TZYX, CYX")
         self.mask_label = QLabel()
         self.steps = _spin(1, 1_000_000, defaults.steps, step=100)
+        self.steps.setToolTip("The budget: optimiser steps, or minutes of wall-clock time")
+        self.budget_unit = QComboBox()
+        self.budget_unit.addItems(["steps", "minutes"])
+        self.budget_unit.setToolTip("Minutes: train until the time is up (validation included); the learning-rate schedule follows the time")
+        self.budget_unit.currentTextChanged.connect(self._budget_unit_changed)
         self.patch = _spin(8, 1024, defaults.patch_size, step=8)
         self.patch_z = _spin(4, 256, defaults.patch_size_z, step=4)
         self.batch = _spin(1, 1024, defaults.batch_size)
@@ -162,7 +168,10 @@ class TrainWidget(CleanupMixin, QWidget):
         form.addRow("Images", self.layers)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Blind mask", self.mask_label)
-        form.addRow("Steps", self.steps)
+        budget_row = QHBoxLayout()
+        budget_row.addWidget(self.steps, 1)
+        budget_row.addWidget(self.budget_unit)
+        form.addRow("Train for", budget_row)
         form.addRow("Patch (YX)", self.patch)
         form.addRow("Patch (Z)", self.patch_z)
         form.addRow("Batch", self.batch)
@@ -210,6 +219,17 @@ class TrainWidget(CleanupMixin, QWidget):
         self._update_buttons()
 
     # UI helpers ------------------------------------------------------------------------
+    def _budget_unit_changed(self, unit: str) -> None:
+        # 1500 steps is about 1-2 minutes on a laptop CPU; 3 minutes is a good first budget
+        if unit == "minutes":
+            self.steps.setRange(1, 24 * 60)
+            self.steps.setSingleStep(1)
+            self.steps.setValue(3)
+        else:
+            self.steps.setRange(1, 1_000_000)
+            self.steps.setSingleStep(100)
+            self.steps.setValue(1500)
+
     @property
     def devices_ready(self) -> bool:
         """True once the device list is complete (torch has been imported in the background)."""
@@ -244,8 +264,10 @@ class TrainWidget(CleanupMixin, QWidget):
         """The :class:`~napari_structn2v.config.TrainConfig` set in the widget."""
         from ..config import TrainConfig
 
+        minutes = self.budget_unit.currentText() == "minutes"
         return TrainConfig(
-            steps=self.steps.value(),
+            steps=None if minutes else int(self.steps.value()),
+            max_time_s=float(self.steps.value()) * 60.0 if minutes else None,
             patch_size=self.patch.value(),
             patch_size_z=self.patch_z.value(),
             batch_size=self.batch.value(),
@@ -367,7 +389,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self._started_at = time.perf_counter()
         if not resume:
             self.plot.clear()
-        self.progress.setRange(0, config.steps)
+        self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
         self.progress.setValue(0)
         self.status.setText("Starting…")
         if preview is not None and self._preview_info is not None:
