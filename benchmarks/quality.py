@@ -46,11 +46,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 ALL_ROWS_2D = ["noisy", "n2v", "struct", "bm3d", "n2gt", "sweep", "const", "n2v2"]
 ALL_ROWS_3D = ["noisy", "n2v", "struct", "n2gt"]
+#: rows that take the time budget (--time / --time3d) instead of the step budget
+TIMED_ROWS = ["default", "slices"]
 SETS = {
-    # name: (axes, noise axis index in the array, noise-axis letter)
-    "dev2d_x": ("SYX", -1, "X"),
-    "dev3d_y": ("ZYX", -2, "Y"),
+    # name: (axes, noise axis index in the array, noise-axis letter, folder: shared or built here)
+    "dev2d_x": ("SYX", -1, "X", "shared"),
+    "dev3d_y": ("ZYX", -2, "Y", "shared"),
+    "sparse2d_x": ("SYX", -1, "X", "local"),
+    "dense2d_y": ("SYX", -2, "Y", "local"),
+    "aniso3d_x": ("ZYX", -1, "X", "local"),
 }
+LOCAL_DATA = Path(__file__).resolve().parent / "data"  # made by benchmarks/devsets.py
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -75,18 +81,22 @@ def score(denoised: np.ndarray, gt: np.ndarray, set_name: str) -> dict:
     from skimage.metrics import peak_signal_noise_ratio as psnr
     from skimage.metrics import structural_similarity as ssim
 
-    axes, noise_axis, _ = SETS[set_name]
+    axes, noise_axis, _, _ = SETS[set_name]
+    other_axis = -2 if noise_axis == -1 else -1
     denoised = np.asarray(denoised, dtype=np.float32)
+    stack = 0 if axes == "SYX" else None
     if axes == "SYX":
         p = float(np.mean([psnr(g, d, data_range=1.0) for g, d in zip(gt, denoised)]))
         s = float(np.mean([ssim(g, d, data_range=1.0) for g, d in zip(gt, denoised)]))
-        c = lag1_corr(denoised - gt, noise_axis, stack_axis=0)
     else:
         p = float(psnr(gt, denoised, data_range=1.0))
         win = min(7, min(gt.shape) - (1 - min(gt.shape) % 2))  # odd, <= the smallest side (smoke tests)
         s = float(ssim(gt, denoised, data_range=1.0, win_size=win))
-        c = lag1_corr(denoised - gt, noise_axis, stack_axis=None)
-    return {"psnr": p, "ssim": s, "lag1": c}
+    c = lag1_corr(denoised - gt, noise_axis, stack_axis=stack)
+    # stripe excess: residual correlation along the noise axis beyond that across it (a blurred
+    # but stripe-free result has the same lag-1 correlation both ways)
+    excess = c - lag1_corr(denoised - gt, other_axis, stack_axis=stack)
+    return {"psnr": p, "ssim": s, "lag1": c, "stripe_excess": excess}
 
 
 # ------------------------------------------------------------------------------------ methods
@@ -107,7 +117,7 @@ def run_self_supervised(noisy, axes, mask, cfg, log_every=250):
     t1 = time.perf_counter()
     out = model.predict(noisy, axes, device=cfg.device)
     pred_s = time.perf_counter() - t1
-    return out, train_s, pred_s, (last.patches_per_s if last else float("nan"))
+    return out, train_s, pred_s, (last.patches_per_s if last else float("nan")), (last.step if last else 0)
 
 
 def run_n2gt(noisy, gt, axes, cfg, log_every=250):
@@ -211,14 +221,16 @@ def run_bm3d(noisy: np.ndarray, dark: np.ndarray):
 # ------------------------------------------------------------------------------------ tables
 def write_tables(set_name: str, header: str, rows: list[dict], outdir: Path) -> str:
     lines = [f"### {set_name}", "", header, "",
-             "| method | mask | steps | PSNR (dB) | SSIM | lag-1 residual corr | train s | patches/s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| method | mask | steps | PSNR (dB) | SSIM | lag-1 residual corr | stripe excess | train s | patches/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         steps = "" if r.get("steps") is None else str(r["steps"])
         ts = "" if r.get("train_s") is None else f"{r['train_s']:.0f}"
         pps = "" if r.get("patches_per_s") is None else f"{r['patches_per_s']:.0f}"
+        se = r.get("stripe_excess")
+        se = "" if se is None or not math.isfinite(se) else f"{se:+.3f}"
         lines.append(f"| {r['method']} | {r.get('mask', '')} | {steps} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
-                     f"{r['lag1']:+.3f} | {ts} | {pps} |")
+                     f"{r['lag1']:+.3f} | {se} | {ts} | {pps} |")
     text = "\n".join(lines) + "\n"
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / f"quality_{set_name}.md").write_text(text)
@@ -238,13 +250,56 @@ def load_set(data: Path, name: str):
     return {k: tifffile.imread(p).astype(np.float32) for k, p in files.items()}
 
 
+def run_nlm(noisy: np.ndarray, gt: np.ndarray, dark: np.ndarray, axes: str):
+    """NL-means (scikit-image), its filter strength h tuned on the ground truth (a generous
+    reference: a user could not tune it so), per 2D image/slice."""
+    from skimage.restoration import denoise_nl_means
+    from skimage.metrics import peak_signal_noise_ratio as psnr
+
+    sigma = float(dark.std())
+    imgs = noisy.reshape((-1, *noisy.shape[-2:]))
+    gts = gt.reshape((-1, *gt.shape[-2:]))
+    t0 = time.perf_counter()
+    best = None
+    for h in (0.6, 0.8, 1.0, 1.3):
+        probe = [denoise_nl_means(imgs[i], h=h * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)
+                 for i in range(0, len(imgs), max(1, len(imgs) // 3))]
+        val = np.mean([psnr(gts[i], p, data_range=1.0) for i, p in zip(range(0, len(imgs), max(1, len(imgs) // 3)), probe)])
+        if best is None or val > best[0]:
+            best = (val, h)
+    h = best[1]
+    out = np.stack([denoise_nl_means(im, h=h * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True) for im in imgs])
+    return out.reshape(noisy.shape).astype(np.float32), time.perf_counter() - t0, h
+
+
+def careamics_rows(set_name: str) -> list[dict]:
+    """CAREamics results recorded by benchmarks/peers/careamics_n2v.py (its own venv)."""
+    folder = Path(__file__).resolve().parent / "peers" / "results"
+    rows = []
+    for f in sorted(folder.glob(f"{set_name}_*.json")):
+        r = json.loads(f.read_text())
+        rows.append(r)
+    return rows
+
+
+def load_any_set(args, set_name: str):
+    folder = args.data if SETS[set_name][3] == "shared" else args.local_data
+    if not (folder / set_name).is_dir() and SETS[set_name][3] == "local":
+        sys.exit(f"quality.py: {folder / set_name} not found; build it with: python benchmarks/devsets.py")
+    return load_set(folder, set_name)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="folder holding dev2d_x/ and dev3d_y/ (default: ../shared/data)")
+    ap.add_argument("--local-data", type=Path, default=LOCAL_DATA, help="folder of the sets built by devsets.py")
     ap.add_argument("--sets", default="dev2d_x,dev3d_y")
-    ap.add_argument("--rows", default=None, help=f"comma list, run in the order given; 2D: {','.join(ALL_ROWS_2D)} or sweep:WxH for one sweep row; 3D: {','.join(ALL_ROWS_3D)} (default: all)")
+    ap.add_argument("--rows", default=None, help=f"comma list, run in the order given; 2D: {','.join(ALL_ROWS_2D)} or sweep:WxH for one sweep row; 3D: {','.join(ALL_ROWS_3D)} (default: all); with --time: {','.join(TIMED_ROWS)}, nlm, careamics too")
     ap.add_argument("--sweep", default="3x1,5x1,7x1,9x1,13x1,17x1", help="mask widths of the sweep rows")
     ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--time", type=float, default=None, help="equal wall-clock mode: the 'default' row trains with every "
+                    "setting at its default for this many seconds (2D sets; issue #8 uses 210, CAREamics' time for 1500 steps)")
+    ap.add_argument("--time3d", type=float, default=None, help="the same for the 3D sets (issue #8: 400)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=4e-4)
@@ -283,33 +338,37 @@ def main(argv=None) -> int:
     for set_name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         if set_name not in SETS:
             sys.exit(f"unknown set {set_name!r}; choose from {list(SETS)}")
-        axes, noise_axis, noise_letter = SETS[set_name]
+        axes, noise_axis, noise_letter, _ = SETS[set_name]
         is3d = axes == "ZYX"
-        d = load_set(args.data, set_name)
+        d = load_any_set(args, set_name)
         noisy, gt, dark = d["noisy"], d["gt"], d["dark"]
         if args.images:
             noisy, gt = noisy[: args.images], gt[: args.images]
         ana = analyze_noise(dark, axes=axes)
         sugg = ana.spec or "x".join(map(str, ana.mask.shape[::-1]))
+        budget_s = args.time3d if is3d else args.time
+        all_rows = (ALL_ROWS_3D if is3d else ALL_ROWS_2D) + TIMED_ROWS + ["nlm", "careamics", "bm3d"]
         if is3d:
             steps, batch = args.steps3d, args.batch3d
-            rows_sel = ALL_ROWS_3D if args.rows is None else [r for r in args.rows.split(",") if r in ALL_ROWS_3D]
+            rows_sel = ALL_ROWS_3D if args.rows is None else [r for r in args.rows.split(",") if r in all_rows]
             base = TrainConfig(steps=steps, batch_size=batch, patch_size=args.patch, patch_size_z=args.patch_z,
-                               lr=args.lr, schedule=args.schedule, base_filters=args.filters, seed=args.seed, device=args.device)
+                               lr=args.lr, schedule=args.schedule, base_filters=args.filters, seed=args.seed, device=args.device,
+                               amp=False, norm="batch")
             header = (f"axes ZYX {noisy.shape}, 3D U-Net (depth {base.depth}, {base.base_filters} filters, 3x3x3 convs, 2x2x2 pool), "
                       f"{steps} steps, batch {batch}, patch {args.patch_z}x{args.patch}x{args.patch}, lr {args.lr} {base.schedule} unless noted; "
                       f"replacement {getattr(base, 'replacement', 'uniform')}; noise along {noise_letter}; suggested mask {sugg}; device {args.device}; "
-                      f"load avg at start {os.getloadavg()[0]:.2f}")
+                      f"time budget {budget_s} s for the timed rows; load avg at start {os.getloadavg()[0]:.2f}")
             n2v_mask = "1x1x1"
         else:
             steps, batch = args.steps, args.batch
-            rows_sel = ALL_ROWS_2D if args.rows is None else [r for r in args.rows.split(",") if r in ALL_ROWS_2D or r.startswith("sweep:")]
+            rows_sel = ALL_ROWS_2D if args.rows is None else [r for r in args.rows.split(",") if r in all_rows or r.startswith("sweep:")]
             base = TrainConfig(steps=steps, batch_size=batch, patch_size=args.patch, lr=args.lr, schedule=args.schedule,
-                               base_filters=args.filters, seed=args.seed, device=args.device)
+                               base_filters=args.filters, seed=args.seed, device=args.device, amp=False, norm="batch")
             header = (f"axes SYX {noisy.shape}, 2D U-Net (depth {base.depth}, {base.base_filters} filters), {steps} steps, batch {batch}, "
                       f"patch {args.patch}x{args.patch}, lr {args.lr} {base.schedule} unless noted; "
                       f"replacement {getattr(base, 'replacement', 'uniform')}; noise along {noise_letter}; "
-                      f"suggested mask {sugg}; device {args.device}; load avg at start {os.getloadavg()[0]:.2f}")
+                      f"suggested mask {sugg}; device {args.device}; time budget {budget_s} s for the timed rows; "
+                      f"load avg at start {os.getloadavg()[0]:.2f}")
             n2v_mask = "1x1"
         print(f"\n## {set_name}: {header}\n{ana.report()}\n", flush=True)
         results: list[dict] = []
@@ -335,16 +394,17 @@ def main(argv=None) -> int:
             row["load_avg"] = round(os.getloadavg()[0], 2)
             results.append(row)
             print(f"  -> {row['method']} {row.get('mask', '')}: PSNR {row['psnr']:.2f} SSIM {row['ssim']:.3f} "
-                  f"lag1 {row['lag1']:+.3f}" + (f" ({row['train_s']:.0f} s)" if row.get("train_s") else ""), flush=True)
+                  f"lag1 {row['lag1']:+.3f} stripe excess {row.get('stripe_excess', float('nan')):+.3f}"
+                  + (f" ({row['train_s']:.0f} s)" if row.get("train_s") else ""), flush=True)
             write_tables(set_name, header, results, args.out)
 
-        def learned(method: str, mask: str, cfg: TrainConfig):
+        def learned(method: str, mask: str, cfg: TrainConfig, data=None, data_axes=None):
             if cached(method, mask, cfg.steps):
                 return
-            print(f"[{time.strftime('%H:%M:%S')}] {set_name}: {method} mask {mask} ({cfg.steps} steps)", flush=True)
-            out, ts, ps, pps = run_self_supervised(noisy, axes, mask, cfg)
-            add({"method": method, "mask": mask, "steps": cfg.steps, "train_s": ts, "predict_s": ps,
-                 "patches_per_s": pps, "schedule": cfg.schedule, "n2v2": cfg.n2v2}, out)
+            print(f"[{time.strftime('%H:%M:%S')}] {set_name}: {method} mask {mask} ({cfg.steps} steps, {cfg.max_time_s} s)", flush=True)
+            out, ts, ps, pps, n_steps = run_self_supervised(noisy if data is None else data, data_axes or axes, mask, cfg)
+            add({"method": method, "mask": mask, "steps": n_steps, "train_s": ts, "predict_s": ps,
+                 "patches_per_s": pps, "schedule": cfg.schedule, "n2v2": cfg.n2v2}, out.reshape(noisy.shape))
 
         for row in rows_sel:
             if row == "noisy":
@@ -353,12 +413,34 @@ def main(argv=None) -> int:
                 learned("N2V", n2v_mask, copy.deepcopy(base))
             elif row == "struct":
                 learned("StructN2V (suggested)", sugg, copy.deepcopy(base))
+            elif row in ("default", "slices"):
+                if budget_s is None:
+                    sys.exit(f"quality.py: the {row!r} row needs --time (2D) / --time3d (3D)")
+                # every setting at its default, the mask as `--mask auto --dark dark.tif` picks it
+                cfg = TrainConfig(steps=None, max_time_s=budget_s, seed=args.seed, device=args.device)
+                if row == "default":
+                    learned(f"StructN2V, defaults, {budget_s:g} s", sugg, cfg)
+                else:  # a 2D model over the Z slices, with the 2D part of the suggested mask
+                    mask2d = ana.mask.any(0) if ana.mask.ndim == 3 else ana.mask
+                    spec2d = f"{mask2d.shape[1]}x{mask2d.shape[0]}"
+                    learned(f"StructN2V 2D over Z slices, defaults, {budget_s:g} s", spec2d, cfg, data=noisy, data_axes="SYX")
             elif row == "bm3d":
                 if cached("BM3D + PSD (dark.tif)", "", None):
                     continue
                 print(f"[{time.strftime('%H:%M:%S')}] {set_name}: BM3D + PSD from dark.tif", flush=True)
                 out, secs = run_bm3d(noisy, dark)
                 add({"method": "BM3D + PSD (dark.tif)", "mask": "", "steps": None, "train_s": None, "run_s": secs}, out)
+            elif row == "nlm":
+                if cached("NL-means, h tuned on gt", "", None):
+                    continue
+                print(f"[{time.strftime('%H:%M:%S')}] {set_name}: NL-means", flush=True)
+                out, secs, h = run_nlm(noisy, gt, dark, axes)
+                add({"method": "NL-means, h tuned on gt", "mask": f"h={h}*sigma", "steps": None, "train_s": None, "run_s": secs}, out)
+            elif row == "careamics":
+                for r in careamics_rows(set_name):
+                    add({"method": f"CAREamics 0.3.5 N2V, span {r['span']}, constant lr, {r.get('filters', 32)} filters",
+                         "mask": "", "steps": r["steps"], "train_s": r["train_s"], "patches_per_s": None},
+                        metrics={k: r.get(k, float("nan")) for k in ("psnr", "ssim", "lag1", "stripe_excess")})
             elif row == "n2gt":
                 if cached("N2GT (supervised, same net)", "", base.steps):
                     continue

@@ -60,8 +60,8 @@ def test_multiple_images_axes_and_3d():
     model = train(imgs, "SYX", "3x1", TrainConfig(steps=3, val_fraction=0, **FAST))
     assert model.axes == "SYX" and model.predict(imgs[0]).shape == imgs[0].shape
     vol = rng.random((12, 40, 40)).astype(np.float32)
-    m3 = train(vol, "ZYX", "1x5x1", TrainConfig(steps=2, patch_size_z=8, **FAST))
-    assert m3.mask.shape == (1, 5, 1) and m3.predict(vol).shape == vol.shape
+    m3 = train(vol, "ZYX", "1x5x1", TrainConfig(steps=2, patch_size_z=8, z_net="3d", **FAST))
+    assert m3.mask.shape == (1, 5, 1) and m3.spatial_ndim == 3 and m3.predict(vol).shape == vol.shape
     rgbish = rng.random((2, 40, 40)).astype(np.float32)
     mc = train(rgbish, "CYX", "3x1", TrainConfig(steps=2, **FAST))
     assert mc.n_channels == 2 and mc.predict(rgbish).shape == rgbish.shape
@@ -83,3 +83,20 @@ def test_bad_inputs_have_clear_errors(sample):
         train(np.full((64, 64), np.nan), "YX", "3x1", TrainConfig(steps=1, **FAST))
     with pytest.raises(StructN2VError, match="CUDA is not available"):
         train(img, "YX", "3x1", TrainConfig(steps=1, device="cuda", **FAST))
+
+
+def test_volumes_with_noise_independent_across_z_get_a_2d_net_over_slices():
+    from napari_structn2v.training import over_slices
+
+    rng = np.random.default_rng(1)
+    vol = rng.random((6, 40, 40)).astype(np.float32)
+    m = train(vol, "ZYX", "1x5x1", TrainConfig(steps=2, **FAST))
+    assert m.spatial_ndim == 2 and m.mask.shape == (5, 1) and m.axes == "ZYX"
+    out = m.predict(vol, tta=False)
+    # slice by slice: each Z slice predicted alone gives the same
+    assert np.allclose(out[2], m.predict(vol[2], "YX", tta=False), atol=1e-5)
+    assert over_slices("ZYX", np.ones((3, 5, 1), bool)) is False  # correlated across Z: 3D
+    assert over_slices("ZYX", np.ones((3, 5, 1), bool), "2d") is True
+    assert over_slices("SYX", np.ones((5, 1), bool)) is False
+    m2 = train(vol, "ZYX", "1x5x3", TrainConfig(steps=2, z_net="2d", **FAST))
+    assert m2.spatial_ndim == 2 and m2.mask.shape == (5, 1)  # the central plane of the mask

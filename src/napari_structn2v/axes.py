@@ -56,23 +56,26 @@ def guess_axes(shape: tuple[int, ...], *, rgb: bool = False) -> str:
     raise AxesError(f"cannot guess axes for a {nd}-D array; give them explicitly")
 
 
-def to_internal(image: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+def to_internal(image: np.ndarray, axes: str, *, z_as_sample: bool = False) -> tuple[np.ndarray, str]:
     """Move ``image`` from ``axes`` to ``(N, C, [Z,] Y, X)``.
 
-    S and T are merged into N (in that order). Returns the array (a view where possible) and the
-    permuted axes string before the reshape, which :func:`from_internal` uses to undo it.
+    S and T are merged into N (in that order), and Z too with ``z_as_sample`` (a 2D network over
+    the Z slices). Returns the array (a view where possible) and the permuted axes string before
+    the reshape, which :func:`from_internal` uses to undo it.
     """
     ax = validate_axes(axes, np.ndim(image))
-    order = [a for a in "STCZYX" if a in ax]
+    samples = "STZ" if z_as_sample else "ST"
+    order = [a for a in samples if a in ax] + [a for a in "CZYX" if a in ax and a not in samples]
     perm = [ax.index(a) for a in order]
     arr = np.transpose(image, perm)
     src = "".join(order)
     n = 1
-    for a in "ST":
+    for a in samples:
         if a in src:
             n *= arr.shape[src.index(a)]
     c = arr.shape[src.index("C")] if "C" in src else 1
-    sp = arr.shape[len(src) - len(spatial_axes(src)):]
+    n_sp = 2 if z_as_sample else len(spatial_axes(src))
+    sp = arr.shape[len(src) - n_sp:]
     return arr.reshape((n, c, *sp)), src
 
 

@@ -10,10 +10,11 @@ from .axes import spatial_axes, to_internal, validate_axes
 from .errors import DataError
 
 
-def prepare_arrays(images: np.ndarray | Sequence[np.ndarray], axes: str) -> tuple[list[np.ndarray], str]:
+def prepare_arrays(images: np.ndarray | Sequence[np.ndarray], axes: str, *, z_as_sample: bool = False) -> tuple[list[np.ndarray], str]:
     """Validate images and move each to ``(N, C, [Z,] Y, X)`` float32.
 
-    All images share ``axes``; they may differ in size. Returns the arrays and the spatial axes.
+    All images share ``axes``; they may differ in size. With ``z_as_sample`` the Z slices become
+    samples (``(N * Z, C, Y, X)``, for a 2D network). Returns the arrays and the spatial axes.
     """
     arrays = [images] if isinstance(images, np.ndarray) or hasattr(images, "__array__") and not isinstance(images, (list, tuple)) else list(images)
     if not arrays:
@@ -28,7 +29,7 @@ def prepare_arrays(images: np.ndarray | Sequence[np.ndarray], axes: str) -> tupl
             )
         if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
             raise DataError(f"image {i + 1} is not numeric (dtype {arr.dtype})")
-        internal, _ = to_internal(arr, ax)
+        internal, _ = to_internal(arr, ax, z_as_sample=z_as_sample)
         internal = np.ascontiguousarray(internal, dtype=np.float32)
         if not np.isfinite(internal).all():
             raise DataError(f"image {i + 1} contains NaN or infinite values")
@@ -36,7 +37,7 @@ def prepare_arrays(images: np.ndarray | Sequence[np.ndarray], axes: str) -> tupl
     channels = {a.shape[1] for a in out}
     if len(channels) > 1:
         raise DataError(f"the training images have different channel counts: {sorted(channels)}")
-    return out, spatial_axes(ax)
+    return out, "YX" if z_as_sample else spatial_axes(ax)
 
 
 def percentiles(arrays: list[np.ndarray], pmin: float, pmax: float, max_samples: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:

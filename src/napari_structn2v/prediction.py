@@ -79,7 +79,7 @@ def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndi
             )
         axes = cand
     ax = validate_axes(axes, image_ndim)
-    if len(spatial_axes(ax)) != spatial_ndim:
+    if len(spatial_axes(ax)) != spatial_ndim and not (spatial_ndim == 2 and "Z" in ax):  # 2D nets go slice by slice
         raise AxesError(
             f"the model is {spatial_ndim}D (trained on {model_axes!r}) but axes {ax!r} have "
             f"{len(spatial_axes(ax))} spatial dimensions"
@@ -164,8 +164,9 @@ def predict_tiles(
         float32, same shape and axes as ``image``, in the input's intensity scale.
     """
     ax = validate_axes(axes, image.ndim)
-    sp = spatial_axes(ax)
-    nd = len(sp)
+    nd = len(radius)
+    sp = spatial_axes(ax)[-nd:]  # a 2D network predicts a volume slice by slice
+    sample_letters = "ST" + ("Z" if nd < len(spatial_axes(ax)) else "")
     if any(image.shape[ax.index(a)] < 1 for a in ax):
         raise DataError(f"the image has an empty axis: shape {image.shape}")
     n_ch = image.shape[ax.index("C")] if "C" in ax else 1
@@ -191,7 +192,7 @@ def predict_tiles(
             )
     sizes = [image.shape[ax.index(a)] for a in sp]
     per_axis = [_axis_tiles(s, t, m, mult) for s, t, m, mult in zip(sizes, tiles, margins, multiple)]
-    outer = [a for a in ax if a in "ST"]
+    outer = [a for a in ax if a in sample_letters]
     outer_shape = [image.shape[ax.index(a)] for a in outer]
     outer_idx = list(np.ndindex(*outer_shape)) if outer else [()]
     spatial_tiles = list(np.ndindex(*[len(p) for p in per_axis]))

@@ -130,6 +130,16 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def over_slices(axes: str, mask: np.ndarray, z_net: str = "auto") -> bool:
+    """True when data with ``axes`` get a 2D network over their Z slices (see ``TrainConfig.z_net``)."""
+    if z_net not in ("auto", "2d", "3d"):
+        raise StructN2VError(f"z_net must be 'auto', '2d' or '3d', got {z_net!r}")
+    if "Z" not in axes.upper() or z_net == "3d":
+        return False
+    mask = np.asarray(mask, dtype=bool)
+    return z_net == "2d" or mask.ndim == 2 or mask.shape[0] == 1
+
+
 def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], nd: int, resume: StructN2VModel | None):
     """The network, its architecture, normalisation and the history of a resumed model."""
     n_ch = arrays[0].shape[1]
@@ -291,9 +301,12 @@ def train_iter(
         raise StructN2VError(f"masked_fraction must be in (0, 0.5], got {cfg.masked_fraction}")
     if not 0 <= cfg.val_fraction < 0.5:
         raise StructN2VError(f"val_fraction must be in [0, 0.5), got {cfg.val_fraction}")
-    arrays, sp = prepare_arrays(images, axes)
-    nd = len(sp)
     mask_arr = parse_mask_spec(mask) if isinstance(mask, str) else validate_mask(mask)
+    slices = over_slices(axes, mask_arr, cfg.z_net) if resume is None else (resume.spatial_ndim == 2 and "Z" in axes.upper())
+    if slices and mask_arr.ndim == 3:
+        mask_arr = mask_arr[mask_arr.shape[0] // 2]  # a slice's own pixels are all a 2D net sees
+    arrays, sp = prepare_arrays(images, axes, z_as_sample=slices)
+    nd = len(sp)
     patch = _patch_shape(cfg, nd)
     net, arch, low, high, done_before, history = _setup_network(cfg, arrays, nd, resume)
     mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
@@ -304,7 +317,7 @@ def train_iter(
             f"for a depth-{arch.depth} U-Net"
         )
     check_patch(arrays, patch, sp)
-    preview_axes = "".join(a for a in axes.upper() if a not in "ST")
+    preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
     if preview_image is not None and np.ndim(preview_image) != len(preview_axes):
         raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
 
@@ -338,7 +351,7 @@ def train_iter(
     stopped = False
     step = 0
     net.train()
-    while not budget.done(step):
+    while step == 0 or not budget.done(step):  # one step at least, however slow the setup
         if should_stop is not None and should_stop():
             stopped = True
             break
