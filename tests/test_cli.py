@@ -62,7 +62,23 @@ def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
     assert load_model(model).mask.shape == (1, 3)
     assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "auto", "--out", str(model),
                  "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
-    assert "darkest tiles" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "darkest, flattest 32x32 tiles" in captured.out
+    # a 64x64 image pools all 4 tiles: a real line, not the confident 1x1 of issue 9
+    assert load_model(model).mask.shape[1] >= 7
+
+
+def test_analyze_noise_warns_on_stderr_and_pools_rois(files, capsys):
+    assert main(["analyze-noise", str(files / "dark.tif"), "--roi", "0:8,0:8"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("warning: too few pixels")
+    assert "x" in captured.out.strip().splitlines()[-1]  # the last stdout line stays the spec
+    assert main(["analyze-noise", str(files / "dark.tif")]) == 0
+    assert capsys.readouterr().err == ""
+    rois = ["--roi", "0:32,0:32", "--roi", "40:72,40:72", "--roi", "90:122,0:32"]
+    assert main(["analyze-noise", str(files / "dark.tif"), *rois]) == 0
+    captured = capsys.readouterr()
+    assert "in 3 regions" in captured.out and captured.out.strip().splitlines()[-1].endswith("x1")
 
 
 @pytest.mark.parametrize(

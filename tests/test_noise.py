@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from napari_structn2v.errors import DataError
-from napari_structn2v.noise import analyze_noise, autocorrelation, background_blocks, power_spectrum, suggest_mask
+from napari_structn2v.noise import (
+    MAX_DETECTABLE,
+    analyze_noise,
+    autocorrelation,
+    find_background,
+    power_spectrum,
+    suggest_mask,
+)
 from napari_structn2v.synthetic import correlated_noise, make_sample
 
 
@@ -76,9 +83,97 @@ def test_suggest_mask_threshold_rule():
     assert suggest_mask(ac, min_corr=0.01).shape == (1, 5)
 
 
-def test_background_blocks_find_empty_tiles():
+def test_find_background_picks_empty_tiles():
     sample = make_sample("2d", seed=3)
-    blocks, axes = background_blocks(sample["noisy"])
-    assert axes == "SYX" and blocks.shape[1:] == (32, 32)
-    ana = analyze_noise(blocks, axes=axes)
-    assert ana.mask.shape[0] == 1 and ana.mask.shape[1] >= 5
+    clean = sample["clean"]
+    bg = find_background(sample["noisy"])
+    assert bg.axes == "YX" and bg.tile == 32 and len(bg.regions) >= 4
+    assert all(r.shape == (32, 32) for r in bg.regions)
+    # the chosen tiles hold less signal than the average tile
+    chosen = np.mean([clean[y : y + 32, x : x + 32].mean() for y, x in bg.corners])
+    assert chosen < 0.5 * clean.mean()
+    ana = analyze_noise(bg.regions, axes=bg.axes)
+    assert ana.reliable and ana.mask.shape[0] == 1 and 9 <= ana.mask.shape[1] <= 13
+
+
+def test_find_background_small_image_keeps_every_tile():
+    # a 64x64 image has 4 tiles of 32; one alone gave a confident 1x1 before (issue 9)
+    noise = correlated_noise((64, 64), axis=-1, rng=11)
+    bg = find_background(noise)
+    assert len(bg.regions) == 4
+    ana = analyze_noise(bg.regions)
+    assert ana.mask.shape[0] == 1 and ana.mask.shape[1] >= 7
+    with pytest.raises(DataError, match="too small"):
+        find_background(np.zeros((6, 40)))
+
+
+def test_dark_frame_gives_the_same_mask_with_and_without_signal_removal():
+    for kind in ("2d", "3d"):
+        dark = make_sample(kind, seed=0)["dark"]
+        plain = analyze_noise(dark, signal_sigma=None).mask
+        cleaned = analyze_noise(dark).mask
+        assert all(abs(a - b) <= 2 for a, b in zip(plain.shape, cleaned.shape)), (plain.shape, cleaned.shape)
+    dark2 = correlated_noise((256, 256), axis=-1, rng=21)
+    assert analyze_noise(dark2, signal_sigma=None).spec == analyze_noise(dark2).spec
+
+
+def test_signal_gradient_does_not_grow_the_mask():
+    # a strong smooth gradient plus X-correlated noise: the plain estimate sees long-range
+    # correlation everywhere, the signal-removed one finds the 11x1 of the dark frame
+    noise = correlated_noise((96, 96), axis=-1, rng=7)
+    yy, xx = np.mgrid[:96, :96]
+    signal = 0.6 * np.exp(-((yy - 20) ** 2 + (xx - 80) ** 2) / (2 * 30.0**2))
+    region = noise + signal
+    plain = analyze_noise(region, signal_sigma=None)
+    assert plain.mask.shape[0] > 3  # the issue's 13x11-like failure
+    assert plain.contamination > 0.1 and not plain.reliable
+    ana = analyze_noise(region)
+    assert ana.mask.shape[0] == 1 and 9 <= ana.mask.shape[1] <= 13
+
+
+@pytest.mark.parametrize("size", [32, 48, 64])
+def test_roi_sizes_agree_with_dark_frame(size):
+    sample = make_sample("2d", seed=0)
+    ref = analyze_noise(sample["dark"]).mask.shape
+    noise = sample["dark"]  # pure-noise ROIs at several positions
+    hits = 0
+    positions = [(y, x) for y in (0, 100, 200) for x in (0, 100, 200) if y + size <= 256 and x + size <= 256]
+    for y, x in positions:
+        m = analyze_noise(noise[y : y + size, x : x + size]).mask.shape
+        hits += all(abs(a - b) <= 2 for a, b in zip(m, ref))
+    assert hits >= len(positions) - 1, (size, hits, len(positions))
+
+
+def test_tiny_roi_warns_instead_of_confident_n2v():
+    dark = correlated_noise((64, 64), axis=-1, rng=8)
+    tiny = analyze_noise(dark[:8, :8])
+    assert not tiny.reliable and tiny.detectable > MAX_DETECTABLE
+    assert any("too few pixels" in w for w in tiny.warnings)
+    assert tiny.n_pixels == 64
+    big = analyze_noise(dark)
+    assert big.reliable and big.detectable < MAX_DETECTABLE
+    assert "reliable" in big.report().splitlines()[-3]
+
+
+def test_pooling_several_rois_beats_one():
+    noise = correlated_noise((4, 24, 24), axis=-1, rng=9)
+    singles = [analyze_noise(n) for n in noise]
+    pooled = analyze_noise(list(noise))
+    assert pooled.n_regions == 4 and pooled.n_pixels == 4 * 24 * 24
+    assert pooled.detectable < min(s.detectable for s in singles)
+    # pooling sums pixel pairs: the plain estimate equals that of a stack of the same regions
+    np.testing.assert_allclose(
+        autocorrelation(list(noise)), autocorrelation(noise, axes="SYX"), atol=1e-6
+    )
+    # regions of different sizes pool too
+    mixed = analyze_noise([noise[0], noise[1, :16, :20]])
+    assert mixed.n_pixels == 24 * 24 + 16 * 20
+    with pytest.raises(DataError):
+        analyze_noise([noise[0], noise[:2]], axes=None)  # YX with ZYX
+
+
+def test_correlation_reaching_the_window_edge_warns():
+    # noise correlated over 20 px analysed with lags +-4: the extent cannot be known
+    noise = correlated_noise((128, 128), axis=-1, half_len=12, decay=8.0, rng=10)
+    ana = analyze_noise(noise, max_lag=4)
+    assert ana.mask.shape[1] == 9 and any("does not fade" in w for w in ana.warnings)

@@ -133,8 +133,8 @@ def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     roi = viewer.layers["noise ROI"]
     assert roi.mode == "add_rectangle"
     roi.add_rectangles(np.array([[2.0, 36.0], [62.0, 62.0]]))
-    qtbot.waitUntil(lambda: "img autocorrelation" in viewer.layers, timeout=5000)
-    ac = np.asarray(viewer.layers["img autocorrelation"].data)
+    qtbot.waitUntil(lambda: "autocorrelation: img" in viewer.layers, timeout=5000)
+    ac = np.asarray(viewer.layers["autocorrelation: img"].data)
     assert np.unravel_index(np.argmax(ac), ac.shape) == tuple(s // 2 for s in ac.shape)
     assert noise.plot.points("X") == ac.shape[1] and noise.plot.points("Y") == ac.shape[0]
 
@@ -144,8 +144,12 @@ def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     mask = noise.state.mask
     assert mask.ndim == 2 and mask.shape[0] == 1 and mask.shape[1] > 1, mask.shape
     assert designer.width_spin.value() == mask.shape[1]
-    overlay = viewer.layers["img mask overlay"]
-    assert overlay.data.shape == ac.shape and overlay.data.sum() == mask.sum()
+    outline = viewer.layers["mask outline: img"]
+    assert type(outline).__name__ == "Shapes" and len(outline.data) == 1  # one row run: 1 rectangle
+    ac_layer = viewer.layers["autocorrelation: img"]
+    width = np.ptp(outline.data[0][:, -1]) / ac_layer.scale[-1]
+    assert width == pytest.approx(mask.shape[1])
+    assert "lag 0: img" in viewer.layers
 
     # training: preview layer appears, loss plot fills, the UI keeps turning
     train = open_widget(viewer, "Train", qtbot)
@@ -229,7 +233,7 @@ def test_noise_roi_errors(viewer, qtbot, notes):
     roi.data = [np.array([[2.0, 40.0], [2.0, 44.0], [5.0, 44.0], [5.0, 40.0]])]  # too small
     assert noise.analyze() is None
     assert "too small" in notes["error"][-1]
-    assert "img autocorrelation" not in viewer.layers
+    assert "autocorrelation: img" not in viewer.layers
     assert_unchanged(viewer, before)
     noise.suggest()
     assert notes["warning"]
@@ -248,7 +252,7 @@ def test_noise_dark_frame_and_spectrum(viewer, qtbot, notes):
     noise.spectrum_check.setChecked(True)
     analysis = noise.analyze()
     assert analysis is not None and not notes["error"]
-    assert "img autocorrelation" in viewer.layers and "img power spectrum" in viewer.layers
+    assert "autocorrelation: img" in viewer.layers and "power spectrum: img" in viewer.layers
     # re-analysis reuses the layers
     n = len(viewer.layers)
     noise.analyze()
@@ -270,7 +274,7 @@ def test_large_noise_region_is_analysed_off_the_gui_thread(viewer, qtbot, notes,
     noise.analyze()  # a second request while busy runs once the first ends
     qtbot.waitUntil(lambda: not noise.busy and noise.analysis is not None, timeout=30_000)
     qtbot.waitUntil(lambda: not noise.busy, timeout=30_000)
-    assert "img autocorrelation" in viewer.layers and not notes["error"]
+    assert "autocorrelation: img" in viewer.layers and not notes["error"]
     assert noise.analysis.mask.shape[-2] == 1 and noise.analysis.mask.shape[-1] > 1  # a horizontal line
 
 
@@ -421,8 +425,8 @@ def test_3d_flow(viewer, qtbot, notes):
     roi = viewer.layers["noise ROI"]
     z = float(viewer.dims.point[0])
     roi.add_rectangles(np.array([[z, 1, 17], [z, 1, 31], [z, 31, 31], [z, 31, 17]], dtype=float))
-    qtbot.waitUntil(lambda: "vol autocorrelation" in viewer.layers, timeout=5000)
-    ac = viewer.layers["vol autocorrelation"].data
+    qtbot.waitUntil(lambda: "autocorrelation: vol" in viewer.layers, timeout=5000)
+    ac = viewer.layers["autocorrelation: vol"].data
     assert ac.ndim == 3
     mask = noise.suggest()
     assert mask.ndim == 3 and mask.shape[1] > 1 and mask.shape[2] == 1, mask.shape
@@ -476,3 +480,91 @@ def test_train_for_minutes_sets_a_time_budget(viewer, qtbot):
     assert cfg.steps is None and cfg.max_time_s == 120.0
     train.budget_unit.setCurrentText("steps")
     assert train.config().steps == 1500 and train.config().max_time_s is None
+
+
+def test_dark_picker_never_defaults_to_the_image(viewer, notes):
+    from napari_structn2v.synthetic import make_sample
+
+    s = make_sample("2d", seed=0, size=64)
+    viewer.add_image(s["noisy"], name="img")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    assert noise.dark_combo.currentText() == ""
+    noise.mode_dark.setChecked(True)
+    assert noise.analyze() is None and notes["error"]  # nothing chosen: an error, not the image
+    viewer.add_image(s["dark"], name="camera dark")
+    assert noise.dark_combo.currentText() == "camera dark"  # a layer named 'dark' is offered
+    noise.dark_combo.set_layer("img")
+    assert noise.analyze() is None and "cannot be the image" in notes["error"][-1]
+
+
+def test_rois_are_pooled_and_reliability_shown(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="img")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    roi = noise.add_roi_layer()
+    roi.add_rectangles(np.array([[2.0, 36.0], [12.0, 46.0]]))  # 10x10: too few pixels
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    assert not noise.analysis.reliable and "Too few pixels" in noise.verdict.text()
+    assert "NOT reliable" in noise.report.text()
+    roi.add_rectangles(np.array([[2.0, 34.0], [62.0, 62.0]]))
+    qtbot.waitUntil(lambda: noise.analysis.n_regions == 2, timeout=5000)
+    assert noise.analysis.n_pixels == 10 * 10 + 60 * 28
+    assert noise.analysis.reliable and "Reliable" in noise.verdict.text()
+
+
+def test_roi_layer_returns_to_pan_zoom(viewer, qtbot):
+    viewer.add_image(structured_image(64), name="img")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    roi = noise.add_roi_layer()
+    assert roi.mode == "add_rectangle"
+    roi.add_rectangles(np.array([[2.0, 36.0], [62.0, 62.0]]))
+    qtbot.waitUntil(lambda: roi.mode == "pan_zoom", timeout=2000)
+
+
+def test_find_background_button(viewer, qtbot, notes):
+    from napari_structn2v.synthetic import make_sample
+
+    viewer.add_image(make_sample("2d", seed=0, size=128)["noisy"], name="img")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    background = noise.find_background()
+    assert background is not None and len(viewer.layers["noise ROI"].data) == len(background.regions) >= 4
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    assert noise.analysis.n_regions == len(background.regions)
+    assert noise.analysis.mask.shape[0] == 1 and noise.analysis.mask.shape[1] >= 7
+
+
+def test_3d_default_z_range_sees_z_and_advises_2d(viewer, qtbot, notes):
+    from napari_structn2v.synthetic import correlated_noise
+
+    viewer.add_image(correlated_noise((16, 48, 48), axis=-2, rng=3), name="vol")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("vol")
+    assert noise.z_range.value() >= 2
+    roi = noise.add_roi_layer()
+    z = float(viewer.dims.point[0])
+    roi.add_rectangles(np.array([[z, 2, 2], [z, 2, 46], [z, 46, 46], [z, 46, 2]], dtype=float))
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    assert noise.analysis.autocorrelation.ndim == 3 and noise.analysis.mask.shape[0] == 1
+    assert "independent across Z" in noise.verdict.text()
+
+
+def test_four_docks_fit_a_laptop_screen(make_napari_viewer, qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    docks = [viewer.window.add_plugin_dock_widget(PLUGIN, name)[0]
+             for name in ("Noise analysis", "Blind mask", "Train", "Predict")]
+    window = docks[0].window()
+    window.showNormal()
+    window.resize(1366, 768)
+    qtbot.waitUntil(lambda: window.isVisible(), timeout=5000)
+    QApplication.processEvents()
+    # each dock can shrink to a quarter of the screen; together they fit its height
+    heights = [d.minimumSizeHint().height() for d in docks]
+    assert sum(heights) < 768 - 100, heights
+    assert max(d.minimumSizeHint().width() for d in docks) < 1366 // 2
+    assert window.height() <= 768 and window.width() <= 1366, (window.width(), window.height())
+    assert window.minimumSizeHint().height() <= 768

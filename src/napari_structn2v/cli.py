@@ -51,20 +51,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     image = read_image(args.noise)
     axes = _axes_for(image, args.axes)
-    if args.roi:
-        image = _parse_roi(args.roi, image, axes)
-    result = analyze_noise(image, axes=axes, max_lag=args.max_lag)
+    regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
+    result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
     if args.out_autocorr:
         write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
         print(f"autocorrelation written to {args.out_autocorr}")
-    print(f"{args.noise}: shape {image.shape}, axes {axes}")
+    shapes = ", ".join(str(r.shape) for r in regions)
+    print(f"{args.noise}: {'regions' if len(regions) > 1 else 'shape'} {shapes}, axes {axes}")
+    _warn(result)
     print(result.report())
     return 0
 
 
+def _warn(result: object) -> None:
+    """The reliability warnings of a noise analysis, one ``warning:`` line each on stderr."""
+    for text in getattr(result, "warnings", []):
+        print(f"warning: {text}", file=sys.stderr)
+
+
 def _resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:
     from .masks import load_mask, parse_mask_spec
-    from .noise import analyze_noise, background_blocks
+    from .noise import analyze_noise, find_background
 
     if spec.lower() == "auto":
         from .io import read_image
@@ -75,10 +82,11 @@ def _resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | No
             result = analyze_noise(noise, axes=noise_axes)
             source = dark
         else:
-            blocks, baxes = background_blocks(images[0], axes=axes)
-            result = analyze_noise(blocks, axes=baxes)
-            source = "the darkest tiles of the first image"
+            background = find_background(images[0], axes=axes)
+            result = analyze_noise(background.regions, axes=background.axes)
+            source = f"the {len(background.regions)} darkest, flattest {background.tile}x{background.tile} tiles of the first image"
         print(f"mask auto: suggested {result.spec} from {source}")
+        _warn(result)
         return result.mask
     if Path(spec).is_file():
         return load_mask(spec)
@@ -209,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze-noise", help="autocorrelation of pure noise and a suggested blind mask")
     a.add_argument("noise", help="TIFF of pure noise (dark frame) or an image with an empty region (--roi)")
     a.add_argument("--axes", help="axes over STCZYX (default: YX for 2D, ZYX for 3D)")
-    a.add_argument("--roi", help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise")
+    a.add_argument(
+        "--roi", action="append",
+        help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise; repeat to pool several",
+    )
     a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
     a.add_argument("--out-autocorr", help="write the autocorrelation to this TIFF")
     a.set_defaults(func=cmd_analyze)

@@ -270,3 +270,25 @@ class LayerChecklist(QListWidget, _LayerWatcher):
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         self.blockSignals(False)
         self.selection_changed.emit()
+
+
+# docks that fit a laptop screen ----------------------------------------------------------------
+def install_scroll_layout(widget: QWidget, layout: Any) -> Any:
+    """Put ``layout`` into a frameless scroll area that fills ``widget``; returns the area.
+
+    A dock's minimum height is then that of the scroll area (about 70 px), not of its contents
+    (Train alone needed 671 px), so the four docks stacked in one column fit a 768 px screen.
+    """
+    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
+
+    inner = QWidget()
+    inner.setLayout(layout)
+    area = QScrollArea(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(inner)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    return area

@@ -20,7 +20,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._layers import add_or_update_image, describe_error, find_layer, notify_error, notify_warning
+from ._layers import (
+    describe_error,
+    find_layer,
+    HELPER_KEY,
+    install_scroll_layout,
+    notify_error,
+    notify_warning,
+)
 from ._state import get_state
 from ._worker import CleanupMixin
 
@@ -31,7 +38,7 @@ MAX_SIDE = 63
 
 
 def overlay_layer_name(source: str) -> str:
-    return f"{source} mask overlay"
+    return f"mask outline: {source}"
 
 
 class MaskGrid(QWidget):
@@ -148,7 +155,7 @@ class BlindMaskWidget(CleanupMixin, QWidget):
         files = QHBoxLayout()
         files.addWidget(self.save_button)
         files.addWidget(self.load_button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout()  # scrolls: see install_scroll_layout
         layout.addLayout(sizes)
         layout.addLayout(preset_row)
         layout.addWidget(self.grid, 1)
@@ -157,6 +164,7 @@ class BlindMaskWidget(CleanupMixin, QWidget):
         layout.addWidget(self.overlay_check)
         layout.addLayout(files)
         layout.addStretch(1)
+        install_scroll_layout(self, layout)
 
         for spin in (self.width_spin, self.height_spin, self.depth_spin):
             spin.valueChanged.connect(self._on_sizes)
@@ -317,18 +325,23 @@ class BlindMaskWidget(CleanupMixin, QWidget):
                 existing.visible = False
             return
         overlay = mask_overlay(self.mask, tuple(ac_layer.data.shape))
-        add_or_update_image(
-            self.viewer,
-            name,
-            overlay,
-            scale=list(ac_layer.scale),
-            translate=list(ac_layer.translate),
-            colormap="cyan",
-            blending="additive",
-            opacity=0.35,
-            contrast_limits=(0.0, 1.0),
-            visible=True,
-        )
+        rects = outline_rectangles(overlay, np.asarray(ac_layer.scale), np.asarray(ac_layer.translate))
+        existing = find_layer(self.viewer, name)
+        if existing is not None and (type(existing).__name__ != "Shapes" or existing.ndim != overlay.ndim):
+            self.viewer.layers.remove(existing)
+            existing = None
+        previous = self.viewer.layers.selection.active
+        if existing is None:
+            # outlines, not a wash: the autocorrelation under the hidden pixels stays readable
+            self.viewer.add_shapes(
+                rects, shape_type="rectangle", name=name, edge_color="cyan", face_color="transparent",
+                edge_width=max(1.0, float(ac_layer.scale[-1]) / 6), metadata={HELPER_KEY: True},
+            )
+        else:
+            existing.data = rects
+            existing.visible = True
+        if previous is not None and previous in self.viewer.layers:
+            self.viewer.layers.selection.active = previous
 
     # files -------------------------------------------------------------------------
     def save_mask(self, path: str | Path) -> bool:
@@ -394,3 +407,28 @@ def mask_overlay(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         dst.append(slice(cs - half, cs + half + 1))
     out[tuple(dst)] = m[tuple(src)]
     return out
+
+
+def outline_rectangles(plane_mask: np.ndarray, scale: np.ndarray, translate: np.ndarray) -> list[np.ndarray]:
+    """World-coordinate rectangles around the runs of hidden pixels of each row of a mask image.
+
+    ``plane_mask`` is the mask placed in the autocorrelation's array (:func:`mask_overlay`);
+    a 3D one gives rectangles on each of its Z planes.
+    """
+    m = np.asarray(plane_mask) > 0.5
+    rects = []
+    for idx in zip(*np.nonzero(m[..., :, :].any(axis=-1))):
+        row = m[idx]
+        lead, y = idx[:-1], idx[-1]
+        x = 0
+        while x < row.size:
+            if not row[x]:
+                x += 1
+                continue
+            x0 = x
+            while x < row.size and row[x]:
+                x += 1
+            corners = [(y - 0.5, x0 - 0.5), (y + 0.5, x - 0.5)]
+            data = np.array([[*lead, *c] for c in corners], dtype=float)
+            rects.append(data * scale + translate)
+    return rects

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from ._layers import (
     LayerCombo,
     add_or_update_image,
+    install_scroll_layout,
     describe_error,
     find_layer,
     layer_array,
@@ -30,6 +31,7 @@ from ._layers import (
     notify_info,
     notify_warning,
 )
+from ._layers import HELPER_KEY
 from ._plot import LinePlot
 from ._state import get_state
 from ._worker import CleanupMixin, Failed, detach_worker, start_generator_worker
@@ -48,12 +50,22 @@ ASYNC_PIXELS = 1 << 20
 DEBOUNCE_MS = 300
 
 
+#: Z slices above and below the current one that a 3D ROI takes by default: lags +-3 along Z,
+#: enough to see noise correlated over a few slices (0 gave a 2D estimate that could not)
+DEFAULT_Z_RANGE = 3
+
+
+# Layer names put the distinguishing word first, so they stay readable when napari cuts them.
 def autocorr_layer_name(source: str) -> str:
-    return f"{source} autocorrelation"
+    return f"autocorrelation: {source}"
 
 
 def spectrum_layer_name(source: str) -> str:
-    return f"{source} power spectrum"
+    return f"power spectrum: {source}"
+
+
+def lag0_layer_name(source: str) -> str:
+    return f"lag 0: {source}"
 
 
 class NoiseAnalysisWidget(CleanupMixin, QWidget):
@@ -78,11 +90,19 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         group = QButtonGroup(self)
         group.addButton(self.mode_roi)
         group.addButton(self.mode_dark)
-        self.dark_combo = LayerCombo(napari_viewer, ("image",))
+        # empty by default: the image being denoised is never a dark frame
+        self.dark_combo = LayerCombo(napari_viewer, ("image",), allow_none=True)
         self.roi_button = QPushButton("Draw noise ROI")
-        self.roi_button.setToolTip("Adds a 'noise ROI' Shapes layer in rectangle mode")
+        self.roi_button.setToolTip(
+            "Adds a 'noise ROI' Shapes layer in rectangle mode; every rectangle counts (they are pooled)"
+        )
+        self.background_button = QPushButton("Find background")
+        self.background_button.setToolTip(
+            "Puts rectangles on the darkest, flattest 32x32 tiles of the image and analyses them"
+        )
         self.z_range = QSpinBox()
         self.z_range.setRange(0, 256)
+        self.z_range.setValue(DEFAULT_Z_RANGE)
         self.z_range.setToolTip("3D: also use this many slices above and below the current one")
         self.max_lag = QSpinBox()
         self.max_lag.setRange(2, 64)
@@ -101,7 +121,10 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         form = QFormLayout()
         form.addRow("Image", self.source_combo)
         form.addRow(self.mode_roi)
-        form.addRow(self.roi_button)
+        roi_buttons = QHBoxLayout()
+        roi_buttons.addWidget(self.roi_button)
+        roi_buttons.addWidget(self.background_button)
+        form.addRow(roi_buttons)
         form.addRow(self.mode_dark)
         form.addRow("Dark frame", self.dark_combo)
         form.addRow("Z range ±", self.z_range)
@@ -110,12 +133,16 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.analyze_button)
         buttons.addWidget(self.suggest_button)
-        layout = QVBoxLayout(self)
+        self.verdict = QLabel()
+        self.verdict.setWordWrap(True)
+        layout = QVBoxLayout()
         layout.addLayout(form)
         layout.addLayout(buttons)
-        layout.addWidget(self.plot)
         layout.addWidget(self.report)
+        layout.addWidget(self.verdict)
+        layout.addWidget(self.plot)
         layout.addStretch(1)
+        install_scroll_layout(self, layout)
 
         self._worker: Any = None
         self._worker_source = ""
@@ -126,6 +153,9 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self._timer.timeout.connect(self._auto_analyze)
 
         self.roi_button.clicked.connect(self.add_roi_layer)
+        self.background_button.clicked.connect(self.find_background)
+        self.source_combo.currentTextChanged.connect(self._pick_dark)
+        napari_viewer.layers.events.inserted.connect(self._pick_dark)
         self.analyze_button.clicked.connect(self.analyze)
         self.suggest_button.clicked.connect(self.suggest)
         self.spectrum_check.toggled.connect(self.schedule)
@@ -135,6 +165,21 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         existing = find_layer(napari_viewer, ROI_LAYER)
         if existing is not None and type(existing).__name__ == "Shapes":
             self._follow_roi(existing)
+        self._pick_dark()
+
+    def _pick_dark(self, *args: Any) -> None:
+        """Offer a layer called '...dark...' as the dark frame; never the image being analysed."""
+        source = self.source_combo.currentText()
+        current = self.dark_combo.currentText()
+        if current and current == source:
+            self.dark_combo.setCurrentIndex(0)  # the empty choice
+            current = ""
+        if not current:
+            for i in range(self.dark_combo.count()):
+                name = self.dark_combo.itemText(i)
+                if name and name != source and "dark" in name.lower():
+                    self.dark_combo.setCurrentIndex(i)
+                    break
 
     # ROI ---------------------------------------------------------------------------
     def add_roi_layer(self) -> Any:
@@ -166,14 +211,68 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self._unfollow_roi()
         self._roi_layer = layer
         layer.events.data.connect(self.schedule)
+        layer.events.data.connect(self._after_draw)
 
     def _unfollow_roi(self) -> None:
         if self._roi_layer is not None:
             try:
                 self._roi_layer.events.data.disconnect(self.schedule)
+                self._roi_layer.events.data.disconnect(self._after_draw)
             except Exception:  # noqa: BLE001 - layer already torn down
                 pass
         self._roi_layer = None
+
+    def _after_draw(self, event: Any = None) -> None:
+        """Back to pan/zoom once a rectangle is drawn, so a stray click adds no 2-pixel ROI."""
+        if getattr(event, "action", "added") != "added":
+            return  # napari 0.5+: 'adding' precedes 'added'
+        layer = self._roi_layer
+        if layer is not None and layer.mode == "add_rectangle":
+            QTimer.singleShot(0, lambda: setattr(layer, "mode", "pan_zoom") if layer.mode == "add_rectangle" else None)
+
+    def find_background(self) -> Any:
+        """Put the darkest, flattest tiles of the image on the ROI layer and analyse them pooled."""
+        from ..errors import StructN2VError
+        from ..noise import find_background
+
+        source = self.source_combo.layer()
+        if source is None:
+            notify_error("Choose an image layer first; its background is searched.")
+            return None
+        axes = layer_axes(source)
+        data = layer_array(source)
+        try:
+            plane, plane_axes = self._current_plane(data, axes)
+            background = find_background(plane, axes=plane_axes)
+        except StructN2VError as exc:
+            notify_error(describe_error(exc))
+            return None
+        layer = self.add_roi_layer()
+        if layer is None:
+            return None
+        t = background.tile
+        lead = list(np.asarray(self.viewer.dims.point, dtype=float)[-source.ndim :][: source.ndim - 2])
+        rects = []
+        for y, x in background.corners:
+            corners = [(y - 0.5, x - 0.5), (y - 0.5, x + t - 0.5), (y + t - 0.5, x + t - 0.5), (y + t - 0.5, x - 0.5)]
+            rects.append(np.array([[*lead, *c] for c in corners], dtype=float)[:, -layer.ndim :])
+        layer.mode = "pan_zoom"
+        layer.data = rects  # the data event analyses them, pooled
+        notify_info(f"{len(rects)} background tiles of {t}x{t} px chosen; delete or move any you disagree with.")
+        return background
+
+    def _current_plane(self, data: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+        """The image at the viewer's current S/T/C position (Z kept), for the background search."""
+        index: list[Any] = []
+        kept = ""
+        point = np.asarray(self.viewer.dims.point, dtype=float)[-data.ndim :]
+        for i, letter in enumerate(axes):
+            if letter in "ZYX":
+                index.append(slice(None))
+                kept += letter
+            else:
+                index.append(int(np.clip(round(point[i]), 0, data.shape[i] - 1)))
+        return np.asarray(data[tuple(index)]), kept
 
     def _on_layer_removed(self, event: Any) -> None:
         if event.value is self._roi_layer:
@@ -187,18 +286,25 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         if self.mode_dark.isChecked() or (self._roi_layer is not None and len(self._roi_layer.data)):
             self.analyze()
 
-    def _roi_crop(self, source: Any) -> tuple[np.ndarray, str]:
-        """The ROI's pixels in ``source`` and their axes (indexed axes dropped)."""
+    def _roi_crops(self, source: Any) -> tuple[list[np.ndarray], str]:
+        """The pixels of every rectangle of the ROI layer in ``source`` (pooled) and their axes."""
         from ..errors import DataError
 
         roi = self._roi_layer
         if roi is None or len(roi.data) == 0:
             raise DataError("Draw a rectangle on the 'noise ROI' layer over an area without structure.")
+        crops = [self._roi_crop(source, np.asarray(verts, dtype=float)) for verts in roi.data]
+        return [c[0] for c in crops], crops[0][1]
+
+    def _roi_crop(self, source: Any, verts: np.ndarray) -> tuple[np.ndarray, str]:
+        """The pixels of one rectangle in ``source`` and their axes (indexed axes dropped)."""
+        from ..errors import DataError
+
+        roi = self._roi_layer
         data = layer_array(source)
         axes = layer_axes(source)
         if not axes:
             raise DataError(f"Cannot tell the axes of layer {source.name!r}.")
-        verts = np.asarray(roi.data[-1], dtype=float)
         pts = []
         for v in verts:
             world = np.asarray(roi.data_to_world(v))
@@ -295,10 +401,13 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
                 if dark is None:
                     notify_error("Choose a dark-frame layer, or switch to a noise ROI.")
                     return None
+                if dark is source:
+                    notify_error("The dark frame cannot be the image being denoised; choose a pure-noise layer.")
+                    return None
                 crop, axes = layer_array(dark), layer_axes(dark)
             else:
-                crop, axes = self._roi_crop(source)
-            if np.size(crop) > ASYNC_PIXELS:
+                crop, axes = self._roi_crops(source)
+            if sum(np.size(c) for c in (crop if isinstance(crop, list) else [crop])) > ASYNC_PIXELS:
                 self._start_background(source, crop, axes)
                 return None
             analysis = analyze_noise(crop, axes=axes, max_lag=self.max_lag.value())
@@ -306,7 +415,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
             if self.spectrum_check.isChecked():
                 from ..noise import power_spectrum
 
-                spectrum = power_spectrum(crop, axes=axes)
+                spectrum = power_spectrum(_largest(crop), axes=axes)
         except StructN2VError as exc:
             notify_error(describe_error(exc))
             return None
@@ -334,6 +443,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
     def _show(self, source: Any, analysis: Any, spectrum: np.ndarray | None) -> None:
         ac = np.asarray(analysis.autocorrelation, dtype=np.float32)
         scale, translate = self._placement(source, ac.shape)
+        first = find_layer(self.viewer, autocorr_layer_name(source.name)) is None
         add_or_update_image(
             self.viewer,
             autocorr_layer_name(source.name),
@@ -344,6 +454,9 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
             contrast_limits=(0.0, 1.0),
             interpolation2d="nearest",
         )
+        self._show_lag0(source.name, ac.shape, scale, translate)
+        if first:  # bring the new layer into view, beside the image
+            self.viewer.reset_view()
         if spectrum is not None:
             ps = np.asarray(spectrum, dtype=np.float32)
             zoom = AUTOCORR_ZOOM * ac.shape[-1] / ps.shape[-1]
@@ -375,11 +488,33 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
         self.report.setText(
             f"Suggested mask: {describe_mask(analysis.mask)} (W x H{' x D' if analysis.mask.ndim == 3 else ''})\n"
-            f"threshold {analysis.threshold:.3f}, noise floor {analysis.floor:.4f}"
+            f"threshold {analysis.threshold:.3f}, noise floor {analysis.floor:.4f}\n"
+            f"{getattr(analysis, 'reliability', lambda: '')()}"
         )
+        self.verdict.setText(verdict_text(analysis))
+        self.verdict.setStyleSheet("" if getattr(analysis, "reliable", True) else "color: #ffb74d;")
         self.suggest_button.setEnabled(True)
         self.state.analysis_source = source.name
         self.state.analysis = analysis
+
+    def _show_lag0(self, source: str, shape: tuple[int, ...], scale: list[float], translate: list[float]) -> None:
+        """A red cross on the zero-lag pixel of the autocorrelation layer."""
+        centre = [t + (n // 2) * sc for n, sc, t in zip(shape, scale, translate)]
+        name = lag0_layer_name(source)
+        layer = find_layer(self.viewer, name)
+        previous = self.viewer.layers.selection.active
+        if layer is not None and (type(layer).__name__ != "Points" or layer.ndim != len(shape)):
+            self.viewer.layers.remove(layer)
+            layer = None
+        if layer is None:
+            self.viewer.add_points(
+                [centre], name=name, symbol="cross", size=AUTOCORR_ZOOM * 0.8, face_color="red",
+                border_color="red", metadata={HELPER_KEY: True},
+            )
+        else:
+            layer.data = [centre]
+        if previous is not None and previous in self.viewer.layers:
+            self.viewer.layers.selection.active = previous
 
     def suggest(self) -> np.ndarray | None:
         """Push the suggested mask to the shared state (the mask designer and training use it)."""
@@ -415,4 +550,25 @@ def _analysis_job(crop: np.ndarray, axes: str, max_lag: int, spectrum: bool):
     from ..noise import analyze_noise, power_spectrum
 
     analysis = analyze_noise(crop, axes=axes, max_lag=max_lag)
-    yield analysis, (power_spectrum(crop, axes=axes) if spectrum else None)
+    yield analysis, (power_spectrum(_largest(crop), axes=axes) if spectrum else None)
+
+
+def _largest(crop: Any) -> np.ndarray:
+    """The largest of several pooled regions (the power spectrum shows one)."""
+    if isinstance(crop, list):
+        return max(crop, key=np.size)
+    return crop
+
+
+def verdict_text(analysis: Any) -> str:
+    """What to make of an analysis: its reliability warnings, and the Z advice for 3D masks."""
+    lines = [f"⚠ {w[0].upper()}{w[1:]}." for w in getattr(analysis, "warnings", [])]
+    mask = np.asarray(analysis.mask)
+    if mask.ndim == 3 and mask.shape[0] == 1 and analysis.autocorrelation.shape[0] > 1:
+        lines.append(
+            "The noise is independent across Z: a 2D mask over the slices (train with axes "
+            f"SYX and mask {mask.shape[2]}x{mask.shape[1]}) is the better choice; it trains faster too."
+        )
+    if not lines:
+        lines.append("✓ Reliable: enough pixels, no signal detected.")
+    return "\n".join(lines)

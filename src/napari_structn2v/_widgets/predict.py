@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import (
+    install_scroll_layout,
     LayerCombo,
     describe_error,
     find_layer,
@@ -116,12 +117,13 @@ class PredictWidget(CleanupMixin, QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.stop_button)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout()  # scrolls: see install_scroll_layout
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        install_scroll_layout(self, layout)
 
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.start)

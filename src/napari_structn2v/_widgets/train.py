@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ._layers import (
+    install_scroll_layout,
     LayerChecklist,
     add_or_update_image,
     describe_error,
@@ -195,13 +196,14 @@ class TrainWidget(CleanupMixin, QWidget):
         buttons = QHBoxLayout()
         for b in (self.train_button, self.stop_button, self.resume_button, self.save_button):
             buttons.addWidget(b)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout()  # scrolls: see install_scroll_layout
         layout.addLayout(form)
         layout.addWidget(advanced)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
+        install_scroll_layout(self, layout)
 
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
