@@ -22,6 +22,8 @@ from .errors import DataError, StructN2VError
 from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
 from .model_io import StructN2VModel, new_model_config
+from .prediction import intensity_mismatch
+from .resources import check_training_memory
 from .unet import UNet, UNetConfig
 
 
@@ -143,6 +145,10 @@ def train_iter(
                 f"{nd}D {n_ch}-channel data"
             )
         low, high = np.asarray(resume.config.low), np.asarray(resume.config.high)
+        for a in arrays:  # on data of another scale the loss explodes (3e7 seen) instead of improving
+            mismatch = intensity_mismatch(a, "SC" + sp, low, high)
+            if mismatch:
+                raise DataError(f"cannot resume on these images: {mismatch}; train a new model for them")
         net = resume.net
         done_before = int(resume.config.training.get("steps_done", 0))
         history = dict(resume.config.training.get("history", {}))
@@ -171,6 +177,7 @@ def train_iter(
     check_patch(arrays, patch, sp)
 
     device = resolve_device(cfg.device)
+    check_training_memory(cfg.batch_size, patch, arch.base_filters, arch.depth, arch.pool, n_ch, device, amp=cfg.amp)
     torch.manual_seed(cfg.seed)
     if net is None:
         net = UNet(arch)
