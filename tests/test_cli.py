@@ -61,7 +61,7 @@ def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
                  "--dark", str(files / "dark.tif"), "--out", str(model), "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
     assert load_model(model).mask.shape == (1, 3)
     assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "auto", "--out", str(model),
-                 "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
+                 "--steps", "2", "--patch", "32", "--batch", "2", "--overwrite"]) == 0
     assert "darkest tiles" in capsys.readouterr().out
 
 

@@ -84,10 +84,6 @@ def check_output(
     p = Path(path)
     if str(path).strip() == "":
         raise OutputError(f"{option} is empty; give a file name")
-    if suffixes is not None and p.suffix.lower() not in suffixes:
-        raise OutputError(
-            f"{option} {str(p)!r} has an unknown extension {p.suffix or '(none)'!r}; use {', '.join(suffixes)}"
-        )
     if p.is_dir():
         raise OutputError(f"{option} {str(p)!r} is a folder; give a file name inside it")
     for what, other in (protected or {}).items():
@@ -96,13 +92,13 @@ def check_output(
     for what, other in (inputs or {}).items():
         if _same_file(p, Path(other)) and not overwrite:
             raise OutputError(f"{option} {str(p)!r} is {what}; choose another name or add --overwrite to replace it")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise OutputError(
+            f"{option} {str(p)!r} has an unknown extension {p.suffix or '(none)'!r}; use {', '.join(suffixes)}"
+        )
     if p.exists() and not overwrite:
         raise OutputError(f"{option} {str(p)!r} already exists; choose another name or add --overwrite to replace it")
-    folder = _existing_ancestor(p.parent)
-    if not folder.is_dir():
-        raise OutputError(f"{option} {str(p)!r} cannot be created: {str(folder)!r} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {str(p)!r} cannot be written: no write permission in {str(folder)!r}")
+    _check_writable(p.parent, option, p)
     return p
 
 
@@ -111,19 +107,24 @@ def check_output_folder(path: str | Path, *, option: str = "output folder") -> P
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{option} {str(p)!r} is a file, not a folder")
-    folder = _existing_ancestor(p)
+    _check_writable(p, option, p)
+    return p
+
+
+def _check_writable(folder: Path, option: str, target: Path) -> None:
+    """Create and remove a file in ``folder`` (or its nearest existing ancestor, where the missing
+    folders would be made): permission bits say nothing for root or read-only mounts."""
+    folder = folder if str(folder) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     if not folder.is_dir():
-        raise OutputError(f"{option} {str(p)!r} cannot be created: {str(folder)!r} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{option} {str(p)!r} cannot be written: no write permission in {str(folder)!r}")
-    return p
-
-
-def _existing_ancestor(p: Path) -> Path:
-    p = p if str(p) else Path(".")
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
+        raise OutputError(f"{option} {str(target)!r} cannot be created: {str(folder)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".structn2v-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{option} {str(target)!r} cannot be written in {str(folder)!r}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager

@@ -144,9 +144,11 @@ def _robust_range(image: np.ndarray, axes: str) -> tuple[np.ndarray, np.ndarray]
     return lo, hi
 
 
-def intensity_mismatch(image: np.ndarray, axes: str, low: Sequence[float], high: Sequence[float]) -> str | None:
-    """A sentence if ``image``'s intensities lie far outside the normalisation ``low``-``high``
-    (see :data:`INTENSITY_FACTOR`), else None."""
+def intensity_mismatch(
+    image: np.ndarray, axes: str, low: Sequence[float], high: Sequence[float], *, subject: str = "the image's"
+) -> str | None:
+    """A clause (``"<subject> intensities (a to b) lie far outside ..."``) if ``image``'s intensities
+    lie far outside the normalisation ``low``-``high`` (see :data:`INTENSITY_FACTOR`), else None."""
     lo_i, hi_i = _robust_range(image, axes)
     low_a, high_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     if lo_i.shape != low_a.shape:
@@ -160,9 +162,8 @@ def intensity_mismatch(image: np.ndarray, axes: str, low: Sequence[float], high:
         return None
     c = int(np.argmax(far))
     return (
-        f"the image's intensities ({lo_i[c]:.4g} to {hi_i[c]:.4g}) lie far outside the range the model was "
-        f"normalised on ({low_a[c]:.4g} to {high_a[c]:.4g}); the result is unreliable unless the data are on "
-        "the training data's scale"
+        f"{subject} intensities ({lo_i[c]:.4g} to {hi_i[c]:.4g}) lie far outside the range the model was "
+        f"normalised on ({low_a[c]:.4g} to {high_a[c]:.4g})"
     )
 
 
@@ -192,7 +193,8 @@ def check_input(
     check_finite(image)
     message = intensity_mismatch(image, axes, low, high)
     if message is not None:
-        warnings.warn(message, IntensityWarning, stacklevel=3)
+        warnings.warn(f"{message}; the result is unreliable unless the data are on the training data's scale",
+                      IntensityWarning, stacklevel=3)
 
 
 def _check_tiling(tile, overlap, nd: int) -> None:

@@ -146,7 +146,7 @@ def train_iter(
             )
         low, high = np.asarray(resume.config.low), np.asarray(resume.config.high)
         for a in arrays:  # on data of another scale the loss explodes (3e7 seen) instead of improving
-            mismatch = intensity_mismatch(a, "SC" + sp, low, high)
+            mismatch = intensity_mismatch(a, "SC" + sp, low, high, subject="their")
             if mismatch:
                 raise DataError(f"cannot resume on these images: {mismatch}; train a new model for them")
         net = resume.net
