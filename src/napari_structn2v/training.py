@@ -22,6 +22,7 @@ from .errors import DataError, StructN2VError
 from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
 from .model_io import StructN2VModel, new_model_config
+from .io import check_output_folder
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
 from .unet import UNet, UNetConfig
@@ -216,6 +217,7 @@ def train_iter(
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
+        check_output_folder(ckpt, option="checkpoint_dir")  # a file there: one clear error, not at the first save
         ckpt.mkdir(parents=True, exist_ok=True)
     best_val = history.get("best_val_loss")
     best_val = math.inf if best_val is None else float(best_val)
