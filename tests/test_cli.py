@@ -61,7 +61,7 @@ def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
                  "--dark", str(files / "dark.tif"), "--out", str(model), "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
     assert load_model(model).mask.shape == (1, 3)
     assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "auto", "--out", str(model),
-                 "--steps", "2", "--patch", "32", "--batch", "2"]) == 0
+                 "--steps", "2", "--patch", "32", "--batch", "2", "--overwrite"]) == 0
     captured = capsys.readouterr()
     assert "darkest, flattest 32x32 tiles" in captured.out
     # a 64x64 image pools all 4 tiles: a real line, not the confident 1x1 of issue 9
@@ -122,3 +122,61 @@ def test_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_ctrl_c_in_train_saves_the_model_so_far(files, tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "stopped.pt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_structn2v.cli", "train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "3x1",
+         "--out", str(out), "--steps", "1000000", "--patch", "32", "--batch", "2", "--filters", "8", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 120
+    line = ""
+    while not line.startswith("step ") and time.monotonic() < deadline:  # the first step is printed
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    model = load_model(out)
+    assert model.config.training["stopped"] is True
+    assert 1 <= model.config.training["steps_done"] < 1_000_000
+    assert not [p for p in tmp_path.iterdir() if p.name != out.name]  # no temporary file left
+
+
+def test_outputs_keep_format_and_axes(files, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    assert main(["train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "3x1", "--out", str(model),
+                 "--steps", "2", "--patch", "32", "--batch", "2", "--filters", "8"]) == 0
+    four = tmp_path / "four.tif"
+    tifffile.imwrite(four, np.stack([tifffile.imread(files / "stack.tif")] * 2))  # (2, 2, 64, 64)
+    assert main(["predict", str(model), str(four), "--axes", "TSYX", "--out", str(tmp_path / "o.tif")]) == 0
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert tif.series[0].shape == (2, 2, 64, 64) and tif.series[0].axes == "TSYX"
+    assert main(["predict", str(model), str(files / "noisy.tif"), "--out", str(tmp_path / "o.npy")]) == 0
+    assert np.load(tmp_path / "o.npy").shape == (64, 64)  # a real .npy, not a TIFF under that name
+
+
+def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    from napari_structn2v import io
+
+    target = tmp_path / "keep.tif"
+    io.write_image(target, np.ones((8, 8)))
+    before = target.read_bytes()
+
+    def broken(fh, *args, **kwargs):
+        fh.write(b"half a TIFF")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", broken)
+    with pytest.raises(OSError):
+        io.write_image(target, np.zeros((8, 8)))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]

@@ -72,8 +72,11 @@ def test_stop_and_errors():
     calls = iter([False, True])
     events = list(model.predict_iter(img, tile=64, overlap=16, should_stop=lambda: next(calls, True)))
     assert events[-1].stopped and sum(isinstance(e, TileDone) for e in events) == 1
-    with pytest.raises(AxesError, match="2D"):
-        model.predict(np.zeros((4, 32, 32)), "ZYX")
+    with pytest.raises(AxesError, match="3D"):  # a 3D model cannot take a 2D image
+        _model(nd=3, axes="ZYX").predict(np.zeros((32, 32), np.float32), "YX")
+    vol = np.random.default_rng(1).random((3, 32, 32)).astype(np.float32)
+    by_slice = model.predict(vol, "ZYX", tta=False)  # a 2D model goes slice by slice
+    assert np.allclose(by_slice[1], model.predict(vol[1], "YX", tta=False), atol=1e-5)
     with pytest.raises(DataError, match="too small"):
         model.predict(img, tile=16, overlap=32)
     with pytest.raises(DataError, match="channel"):

@@ -40,6 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--patch-z", type=int, default=16, help="patch size in Z (ZYX only)")
     p.add_argument("--filters", type=int, default=32, help="U-Net base channels")
     p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--masked-pct", type=float, default=0.2,
+                   help="percent of pixels per patch that N2V masks (CAREamics default 0.2; napari-structn2v uses 2)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--tile", type=int, default=None, help="prediction tile in Y/X (default 256 2D, 128 3D)")
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
             "num_sanity_val_steps": 0,
             "log_every_n_steps": 50,
         },
+        masked_pixel_percentage=args.masked_pct,
         seed=args.seed,
         **struct,
     )
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
         "patch": patch,
         "filters": args.filters,
         "lr": args.lr,
+        "masked_pct": args.masked_pct,
         "lr_schedule": "constant (StepLR gamma=1)",
         "seed": args.seed,
         "threads": torch.get_num_threads(),

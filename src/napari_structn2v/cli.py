@@ -1,20 +1,56 @@
 """The ``structn2v`` command line: analyze-noise, train, predict, demo.
 
-Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2.
+Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2; warnings are
+one ``warning: ...`` line on stderr. Outputs are checked before any long work, never replace an
+input or an existing file without ``--overwrite``, and are written atomically. Ctrl-C during
+``train`` stops like the GUI's Stop: the model trained so far is saved, then exit status 130.
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 
 from . import __version__
 from .config import parse_duration
-from .errors import DataError, StructN2VError
+from .errors import ConfigError, DataError, StructN2VError, StructN2VWarning
+
+#: exit status after Ctrl-C (128 + SIGINT), also when the model so far was saved
+EXIT_INTERRUPTED = 130
+
+#: CLI option of each setting, so that a ConfigError names what the user typed
+OPTION_OF = {
+    "steps": "--steps",
+    "patch_size": "--patch",
+    "patch_size_z": "--patch-z",
+    "batch_size": "--batch",
+    "lr": "--lr",
+    "schedule": "--schedule",
+    "seed": "--seed",
+    "device": "--device",
+    "val_fraction": "--val-fraction",
+    "base_filters": "--filters",
+    "depth": "--depth",
+    "tile": "--tile",
+    "overlap": "--overlap",
+    "max_lag": "--max-lag",
+}
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line errors (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"structn2v: error: {message} (see '{self.prog} --help')\n")
 
 
 def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
@@ -46,10 +82,20 @@ def _axes_for(image: np.ndarray, axes: str | None) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .io import read_image, write_image
+    from .io import check_output, read_image, write_image
     from .noise import analyze_noise
+    from .prediction import check_dtype, check_finite
 
+    if args.max_lag < 1:
+        raise ConfigError("max_lag", f"must be >= 1, got {args.max_lag}")
+    if args.out_autocorr:
+        check_output(
+            args.out_autocorr, option="--out-autocorr", overwrite=args.overwrite,
+            inputs={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,
+        )
     image = read_image(args.noise)
+    check_dtype(image, f"{args.noise}")
+    check_finite(image, f"{args.noise}")
     axes = _axes_for(image, args.axes)
     regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
     result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
@@ -93,6 +139,60 @@ def _resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | No
     return parse_mask_spec(spec)
 
 
+def _check_train_outputs(args: argparse.Namespace) -> None:
+    """--out and --checkpoint-dir, before anything is read or trained."""
+    from .io import check_output, check_output_folder
+
+    protected = {f"the input image {p!r}": p for p in args.images}
+    if args.dark:
+        protected["the dark frame"] = args.dark
+    if Path(args.mask).is_file():
+        protected["the mask file"] = args.mask
+    inputs = {"the model being resumed": args.resume} if args.resume else {}
+    check_output(args.out, option="--out", overwrite=args.overwrite, inputs=inputs, protected=protected)
+    if args.checkpoint_dir:
+        check_output_folder(args.checkpoint_dir, option="--checkpoint-dir")
+
+
+class _InterruptFlag:
+    """SIGINT handler for the duration of a training: the first Ctrl-C asks the trainer to stop
+    after its current step (``should_stop``), a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+    def _handle(self, signum, frame) -> None:
+        if self._event.is_set():
+            raise KeyboardInterrupt
+        self._event.set()
+        print("\ninterrupted: stopping after this step and saving the model so far (Ctrl-C again to abandon it)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _save_model(model, out: str) -> Path:
+    """Save ``model`` to ``out`` (checked earlier); if that fails now, rescue it in the current folder."""
+    try:
+        return model.save(out, overwrite=True)
+    except OSError as exc:
+        rescue = Path(f"structn2v-rescued-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+        model.save(rescue, overwrite=False)
+        raise DataError(f"cannot write {out!r} ({exc.strerror or exc}); the model was saved to {str(rescue)!r} instead") from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import TrainConfig
     from .io import read_image
@@ -101,8 +201,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     max_time = parse_duration(args.time) if args.time is not None else None
     steps = args.steps if args.steps is not None or max_time is not None else TrainConfig().steps
-    images = [read_image(p) for p in args.images]
-    mask = _resolve_mask(args.mask, images, args.axes.upper(), args.dark)
     cfg = TrainConfig(
         steps=steps,
         max_time_s=max_time,
@@ -118,6 +216,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         n2v2=args.n2v2,
         schedule=args.schedule,
     )
+    _check_train_outputs(args)
+    images = [read_image(p) for p in args.images]
+    mask = _resolve_mask(args.mask, images, args.axes.upper(), args.dark)
     resume = None
     if args.resume:
         from .model_io import load_model
@@ -128,44 +229,62 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training StructN2V: {len(images)} image(s), axes {args.axes}, mask {describe_mask(mask)}, {budget}")
     shown = -1  # progress lines at every 5 % of the budget (steps or time)
     last_val = None
-    model = None
-    for event in train_iter(images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume):
-        if isinstance(event, Validation):
-            last_val = event.val_loss
-        elif isinstance(event, TrainStep) and (
-            int(20 * event.step / max(1, event.total_steps)) > shown or event.step == event.total_steps
-        ):
-            shown = int(20 * event.step / max(1, event.total_steps))
-            val = f"  val {last_val:.4f}" if last_val is not None else ""
-            print(
-                f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
-                f"{event.patches_per_s:.0f} patches/s  eta {event.eta_s:.0f}s",
-                flush=True,
-            )
-        elif isinstance(event, TrainDone):
-            model = event.model
-    out = model.save(args.out)
+    done = None
+    first = True
+    with _InterruptFlag() as interrupted:
+        events = train_iter(
+            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=interrupted
+        )
+        for event in events:
+            if isinstance(event, Validation):
+                last_val = event.val_loss
+            elif isinstance(event, TrainStep) and (
+                first or int(20 * event.step / max(1, event.total_steps)) > shown or event.step == event.total_steps
+            ):
+                first = False
+                shown = int(20 * event.step / max(1, event.total_steps))
+                val = f"  val {last_val:.4f}" if last_val is not None else ""
+                print(
+                    f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
+                    f"{event.patches_per_s:.0f} patches/s  eta {event.eta_s:.0f}s",
+                    flush=True,
+                )
+            elif isinstance(event, TrainDone):
+                done = event
+    if done.stopped and done.model.config.training.get("steps_done", 0) == 0:
+        print("stopped before the first step; no model written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    out = _save_model(done.model, args.out)
+    if done.stopped:
+        print(f"stopped at step {done.step}; the model so far is saved to {out}")
+        return EXIT_INTERRUPTED
     print(f"model saved to {out}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .io import read_image, write_image
+    from .io import check_output, read_image, write_image
     from .model_io import load_model
     from .prediction import PredictDone, TileDone
 
+    check_output(
+        args.out, option="--out", overwrite=args.overwrite, inputs={"the input image": args.input},
+        protected={"the model file": args.model}, suffixes=IMAGE_SUFFIXES,
+    )
     model = load_model(args.model)
     image = read_image(args.input)
+    axes = model.check_input(image, args.axes)
     t0 = time.perf_counter()
     result = None
-    for event in model.predict_iter(image, args.axes, tile=args.tile, overlap=args.overlap, device=args.device):
+    events = model.predict_iter(image, axes, tile=args.tile, overlap=args.overlap, device=args.device, check=False)
+    for event in events:
         if isinstance(event, TileDone) and (event.index == event.total or event.index % max(1, event.total // 10) == 0):
             print(f"tile {event.index}/{event.total}", flush=True)
         elif isinstance(event, PredictDone):
             result = event.image
     dt = time.perf_counter() - t0
-    write_image(args.out, result)
-    print(f"denoised {image.shape} in {dt:.1f}s ({image.size / dt / 1e6:.2f} MPix/s); written to {args.out}")
+    write_image(args.out, result, axes=axes)
+    print(f"denoised {image.shape} (axes {axes}) in {dt:.1f}s ({image.size / dt / 1e6:.2f} MPix/s); written to {args.out}")
     return 0
 
 
@@ -177,7 +296,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .synthetic import make_sample
     from .training import train
 
-    out = Path(args.out)
+    from .io import check_output, check_output_folder
+
+    cfg = TrainConfig(steps=args.steps, seed=args.seed, device=args.device)
+    out = check_output_folder(args.out, option="--out")
+    names = ("noisy.tif", "clean.tif", "dark.tif", "n2v.tif", "structn2v.tif", "structn2v_model.pt")
+    for name in names:
+        check_output(out / name, option="--out folder file", overwrite=args.overwrite)
     sample = make_sample("2d", seed=args.seed)
     noisy, clean, dark = sample["noisy"], sample["clean"], sample["dark"]
     for name in ("noisy", "clean", "dark"):
@@ -186,7 +311,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     analysis = analyze_noise(dark)
     print("2/4 noise analysis of the dark frame:")
     print("    " + analysis.report().replace("\n", "\n    "))
-    cfg = TrainConfig(steps=args.steps, seed=args.seed, device=args.device)
 
     def psnr(x: np.ndarray) -> float:
         return float(-10 * np.log10(np.mean((x - clean) ** 2)))
@@ -210,7 +334,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
+    p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -222,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise; repeat to pool several",
     )
     a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
-    a.add_argument("--out-autocorr", help="write the autocorrelation to this TIFF")
+    a.add_argument("--out-autocorr", help="write the autocorrelation to this file (.tif, .tiff or .npy)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr file")
     a.set_defaults(func=cmd_analyze)
 
     t = sub.add_parser("train", help="train a StructN2V model on noisy images")
@@ -246,16 +371,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n2v2", action="store_true", help="N2V2 variant (blur-pool, no top skip connection)")
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the --resume model)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("predict", help="denoise an image with a trained model")
     r.add_argument("model")
     r.add_argument("input")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, help="denoised image to write (.tif, .tiff or .npy)")
     r.add_argument("--axes", help="axes of INPUT (default: the model's, adapted)")
     r.add_argument("--tile", type=int, default=256)
     r.add_argument("--overlap", type=int, help="tile overlap (default: from the receptive field)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the input)")
     r.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="synthetic end-to-end run: analyse, train N2V and StructN2V, compare")
@@ -263,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=400)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="auto")
+    d.add_argument("--overwrite", action="store_true", help="replace the files of an earlier demo in --out")
     d.set_defaults(func=cmd_demo)
     return p
 
@@ -270,16 +398,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``structn2v`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except (StructN2VError, OSError) as exc:
-        msg = str(exc) if isinstance(exc, StructN2VError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
-        print(f"structn2v: error: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("structn2v: interrupted", file=sys.stderr)
-        return 130
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StructN2VWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.func(args) or 0)
+        except ConfigError as exc:
+            return _fail(f"{OPTION_OF.get(exc.field, exc.field)} {exc.problem}")
+        except StructN2VError as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        except MemoryError:
+            return _fail("out of memory; use smaller images, tiles, patches or batches")
+        except KeyboardInterrupt:
+            print("structn2v: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+
+def _fail(message: str) -> int:
+    print(f"structn2v: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one ``warning: ...`` line; others as Python shows them."""
+    if issubclass(category, StructN2VWarning):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,130 @@
-"""Training configuration (a plain dataclass; stored with every model)."""
+"""Training configuration (a plain dataclass that checks itself; stored with every model).
+
+Every field is checked on construction against :data:`RULES`, a table of one rule per field;
+rules that tie several fields together live in :data:`CROSS_RULES`. A new field gets its rule by
+adding one line to the table (``tests/test_config.py`` fails for a field without one).
+"""
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
 
-from .errors import StructN2VError
+from .errors import ConfigError, StructN2VError
+
+#: a rule takes the field's name and value and returns the value in its stored form
+#: (plain int/float/bool/tuple, so the config stays JSON-able) or raises ConfigError
+Rule = Callable[[str, Any], Any]
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Rule:
+    """An int (numpy integers accepted; bools and floats such as 2.5 refused) in ``[lo, hi]``."""
+
+    def check(name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(name, f"must be an integer, got {value!r}")
+        value = int(value)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(name, f"must be {_range_text(lo, hi)}, got {value}")
+        return value
+
+    return check
+
+
+def real(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False) -> Rule:
+    """A finite number in ``[lo, hi]`` (``lo_open``/``hi_open``: that end excluded)."""
+
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(name, f"must be a number, got {value!r}")
+        value = float(value)
+        bad = not math.isfinite(value)
+        bad |= lo is not None and (value < lo or (lo_open and value == lo))
+        bad |= hi is not None and (value > hi or (hi_open and value == hi))
+        if bad:
+            raise ConfigError(name, f"must be a finite number {_range_text(lo, hi, lo_open, hi_open)}, got {value}")
+        return value
+
+    return check
+
+
+def boolean() -> Rule:
+    """True or False (numpy bools accepted; 0/1 and strings refused)."""
+
+    def check(name: str, value: Any) -> bool:
+        if type(value).__name__ not in ("bool", "bool_"):
+            raise ConfigError(name, f"must be True or False, got {value!r}")
+        return bool(value)
+
+    return check
+
+
+def choice(*options: str, lower: bool = True) -> Rule:
+    """One of ``options`` (compared lower-cased when ``lower``)."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be one of {', '.join(map(repr, options))}, got {value!r}")
+        v = value.lower() if lower else value
+        if v not in options:
+            raise ConfigError(name, f"must be one of {', '.join(map(repr, options))}, got {value!r}")
+        return v
+
+    return check
+
+
+def text() -> Rule:
+    """A non-empty string."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(name, f"must be a non-empty string, got {value!r}")
+        return value
+
+    return check
+
+
+def per_axis(lo: int, hi: int, *, odd: bool = False) -> Rule:
+    """None, an int, or a sequence of 2 or 3 ints (one per spatial axis), each in ``[lo, hi]``."""
+    one = integer(lo, hi)
+
+    def check(name: str, value: Any) -> int | tuple[int, ...] | None:
+        if value is None:
+            return None
+        items = [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+        if isinstance(items, (str, bytes)) or not hasattr(items, "__len__") or len(items) not in (1, 2, 3):
+            raise ConfigError(name, f"must be None, an integer or 2-3 integers (one per spatial axis), got {value!r}")
+        out = tuple(one(name, v) for v in items)
+        if odd and any(v % 2 == 0 for v in out):
+            raise ConfigError(name, f"must be odd, got {value!r}")
+        return out[0] if isinstance(value, numbers.Integral) else out
+
+    return check
+
+
+def optional(rule: Rule) -> Rule:
+    """None, or a value that passes ``rule``."""
+
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else rule(name, value)
+
+    return check
+
+
+def _num(v: float) -> str:
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def _range_text(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{_num(lo)}, {_num(hi)}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {_num(lo)}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {_num(hi)}"
+    return "valid"
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|min|s|sec)?", re.IGNORECASE)
 _UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -122,6 +241,14 @@ class TrainConfig:
     pmin: float = 0.1
     pmax: float = 99.9
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            rule = RULES.get(f.name)
+            if rule is not None:
+                object.__setattr__(self, f.name, rule(f.name, getattr(self, f.name)))
+        for check in CROSS_RULES:
+            check(self)
+
     def to_dict(self) -> dict:
         """Plain JSON-able dict."""
         d = asdict(self)
@@ -135,3 +262,48 @@ class TrainConfig:
         """Build from a dict, ignoring unknown keys (files from newer versions)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _pmin_below_pmax(cfg: TrainConfig) -> None:
+    if cfg.pmin >= cfg.pmax:
+        raise ConfigError("pmin", f"must be below pmax, got pmin={cfg.pmin:g} and pmax={cfg.pmax:g}")
+
+
+#: one rule per TrainConfig field. Bounds are what the code can run, not what is sensible:
+#: the upper bounds only stop typos (a 10**9-step run is ~30 years on a laptop CPU).
+RULES: dict[str, Rule] = {
+    "steps": optional(integer(1, 10**9)),
+    "max_time_s": optional(real(0, 10**7, lo_open=True)),  # 10**7 s: four months
+    "patch_size": integer(4, 4096),
+    "patch_size_z": integer(1, 1024),
+    "batch_size": integer(1, 10**9),  # whether it fits in memory is checked by resources.py
+    "lr": real(0, 1, lo_open=True),
+    "schedule": choice("constant", "cosine"),
+    "masked_fraction": real(0, 0.5, lo_open=True),
+    "replacement": choice("segment", "random_pixel", "uniform"),
+    "val_fraction": real(0, 0.5, hi_open=True),
+    "val_every": integer(1),
+    "seed": integer(0, 2**63 - 1),  # numpy and torch seeds are unsigned 64-bit
+    "device": text(),
+    "amp": boolean(),
+    "augment": boolean(),
+    "preview_every": integer(0),
+    "depth": integer(1, 6),  # 6 poolings need patches >= 64 per axis already
+    "base_filters": integer(1, 1024),
+    "n2v2": boolean(),
+    "norm": choice("batch", "group", "none"),
+    "ema": real(0, 1, hi_open=True),
+    "z_net": choice("auto", "2d", "3d"),
+    "kernel_size": per_axis(1, 31, odd=True),
+    "pool": per_axis(1, 8),
+    "pmin": real(0, 100),
+    "pmax": real(0, 100),
+}
+
+def _some_budget(cfg: TrainConfig) -> None:
+    if cfg.steps is None and cfg.max_time_s is None:
+        raise ConfigError("steps", "and max_time_s are both None; give a step budget, a time budget, or both")
+
+
+#: checks over several fields, run after the per-field rules
+CROSS_RULES: list[Callable[[TrainConfig], None]] = [_pmin_below_pmax, _some_budget]

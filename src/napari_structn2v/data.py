@@ -27,8 +27,10 @@ def prepare_arrays(images: np.ndarray | Sequence[np.ndarray], axes: str, *, z_as
             raise DataError(
                 f"image {i + 1} has {arr.ndim} dimensions {arr.shape} but axes {ax!r} have {len(ax)}"
             )
-        if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool:
-            raise DataError(f"image {i + 1} is not numeric (dtype {arr.dtype})")
+        if not np.issubdtype(arr.dtype, np.number) or arr.dtype == bool or np.iscomplexobj(arr):
+            raise DataError(f"image {i + 1} is not real-valued numbers (dtype {arr.dtype})")
+        if arr.size == 0:
+            raise DataError(f"image {i + 1} is empty (shape {arr.shape})")
         internal, _ = to_internal(arr, ax, z_as_sample=z_as_sample)
         internal = np.ascontiguousarray(internal, dtype=np.float32)
         if not np.isfinite(internal).all():

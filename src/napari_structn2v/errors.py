@@ -1,4 +1,4 @@
-"""Exceptions for user mistakes: each carries one clear sentence for the CLI and the GUI."""
+"""Exceptions and warnings for user mistakes: each carries one clear sentence for the CLI and the GUI."""
 from __future__ import annotations
 
 
@@ -20,3 +20,33 @@ class DataError(StructN2VError):
 
 class ModelFileError(StructN2VError):
     """A model file is missing, corrupt, or not a napari-structn2v model."""
+
+
+class ConfigError(StructN2VError):
+    """A setting is out of range or of the wrong type.
+
+    ``field`` names the setting (a :class:`~napari_structn2v.config.TrainConfig` field or an
+    argument), ``problem`` is the rest of the sentence; the CLI rewrites ``field`` as its option.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class OutputError(StructN2VError):
+    """An output file cannot be written: it would replace an input or an existing file, its folder
+    does not exist or is not writable, or its extension names no known format."""
+
+
+class ResourceError(StructN2VError):
+    """The job does not fit in the memory of the chosen device."""
+
+
+class StructN2VWarning(UserWarning):
+    """Base class of the package's warnings (the CLI prints them as ``warning: ...``)."""
+
+
+class IntensityWarning(StructN2VWarning):
+    """The input's intensities lie far outside the range the model was normalised on."""

@@ -13,6 +13,8 @@ import numpy as np
 
 from .errors import MaskError
 
+#: the largest mask side accepted (the largest training patch is 4096 pixels)
+MAX_SIDE = 4095
 _SPEC = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\d+)\s*(?:[xX×*]\s*(\d+))?\s*$")
 
 
@@ -25,6 +27,8 @@ def box_mask(width: int, height: int, depth: int | None = None) -> np.ndarray:
         bool, shape ``(height, width)`` or ``(depth, height, width)``.
     """
     sides = (height, width) if depth is None else (depth, height, width)
+    if any(int(v) < 1 or int(v) > MAX_SIDE for v in sides):  # before allocating: 99999999x99999999 is 10 PB
+        raise MaskError(f"mask sides must be between 1 and {MAX_SIDE} pixels, got {'x'.join(map(str, sides[::-1]))}")
     return validate_mask(np.ones(sides, dtype=bool))
 
 

@@ -14,7 +14,7 @@ from . import __version__
 from .devices import resolve_device
 from .errors import ModelFileError
 from .masks import describe_mask, validate_mask
-from .prediction import PredictDone, TileDone, predict_tiles, resolve_axes, tta_transforms
+from .prediction import PredictDone, TileDone, check_input, predict_tiles, resolve_axes, tta_transforms
 from .unet import UNet, UNetConfig
 
 FORMAT = "napari-structn2v-model"
@@ -112,6 +112,21 @@ class StructN2VModel:
         )
 
     # -- prediction ---------------------------------------------------------------------------
+    def check_input(self, image: np.ndarray, axes: str | None = None) -> str:
+        """Check ``image`` against the model and return its axes (``axes``, or derived from the
+        model's when None).
+
+        Raises :class:`~napari_structn2v.errors.DataError` / ``AxesError`` for data the model
+        cannot denoise (complex, boolean, NaN/inf, wrong channels, an RGB-looking last axis with
+        derived axes); warns with :class:`~napari_structn2v.errors.IntensityWarning` when the
+        intensities lie far outside the training normalisation.
+        """
+        arch = self.config.architecture
+        image = np.asarray(image) if not hasattr(image, "shape") else image
+        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
+        check_input(image, ax, low=self.config.low, high=self.config.high, guessed_axes=axes is None)
+        return ax
+
     def predict_iter(
         self,
         image: np.ndarray,
@@ -123,17 +138,23 @@ class StructN2VModel:
         amp: bool = False,
         tta: bool = True,
         should_stop: Callable[[], bool] | None = None,
+        check: bool = True,
     ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
         """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
         :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
 
-        ``axes`` default to the training axes with S/T added or dropped to fit the image.
+        ``axes`` default to the training axes with S/T added or dropped to fit the image. The
+        input is first checked by :meth:`check_input` (``check=False`` skips that, for callers
+        that already did).
         ``tta`` averages the flips (and, for square-symmetric masks, 90-degree turns) that keep
         the blind mask's orientation (:func:`~napari_structn2v.prediction.tta_transforms`).
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
-        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
+        if check:
+            ax = self.check_input(image, axes)
+        else:
+            ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -165,14 +186,19 @@ class StructN2VModel:
         return result
 
     # -- files --------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write weights and config to ``path`` (any name; ``.pt`` is conventional)."""
-        path = Path(path)
-        if path.parent and not path.parent.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write weights and config to ``path`` (any name; ``.pt`` is conventional).
+
+        The file is written atomically (a temporary file in the same folder, then renamed), so an
+        interrupted save leaves any previous file intact. ``overwrite=False`` refuses to replace an
+        existing file (:class:`~napari_structn2v.errors.OutputError`).
+        """
+        from .io import check_output, write_atomic
+
+        path = check_output(path, option="model file", overwrite=overwrite)
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        torch.save({"config": self.config.to_json(), "state_dict": state}, path)
-        return path
+        blob = {"config": self.config.to_json(), "state_dict": state}
+        return write_atomic(path, lambda fh: torch.save(blob, fh))
 
     @classmethod
     def load(cls, path: str | Path) -> "StructN2VModel":

@@ -8,6 +8,8 @@ bounded by the tile size.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Generator, Sequence
 
@@ -15,7 +17,15 @@ import numpy as np
 import torch
 
 from .axes import spatial_axes, validate_axes
-from .errors import AxesError, DataError
+from .errors import AxesError, ConfigError, DataError, IntensityWarning
+
+#: an input whose robust intensity span (0.1-99.9 percentiles) is this many times wider or
+#: narrower than the training span, or whose centre lies this many training spans away, is "far
+#: outside" the normalisation. The network only saw inputs near [0, 1] after normalisation; uint16
+#: data (0-10,704) into a model normalised on 0-1 is a factor 10^4 off and gave an output mean of -32.
+INTENSITY_FACTOR = 10.0
+#: values sampled per channel to estimate an input's intensity range (a strided sub-grid)
+INTENSITY_SAMPLES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,119 @@ def _forward_tta(net: torch.nn.Module, x: torch.Tensor, transforms: Sequence[tup
     return acc / len(transforms)
 
 
+def check_dtype(image: np.ndarray, what: str = "the image") -> None:
+    """Refuse arrays that are not real numbers: bool, complex, strings, objects."""
+    dt = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
+    if dt == bool:
+        raise DataError(f"{what} is boolean (a mask?), not intensities; convert it to numbers first if that is meant")
+    if np.issubdtype(dt, np.complexfloating):
+        raise DataError(
+            f"{what} is complex ({dt}); denoise the magnitude (np.abs) or the real part explicitly, "
+            "nothing is dropped silently"
+        )
+    if not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
+        raise DataError(f"{what} is not numeric (dtype {dt})")
+
+
+def check_finite(image: np.ndarray, what: str = "the image") -> None:
+    """Refuse NaN or infinite values (one NaN spreads over the receptive field: 1 in, 1,156 out)."""
+    if np.issubdtype(np.dtype(image.dtype), np.floating):
+        finite = np.isfinite(image)
+        if not bool(finite.all()):
+            n = int(np.size(finite) - np.count_nonzero(finite))
+            raise DataError(f"{what} contains {n} NaN or infinite value(s); fill or crop them first")
+
+
+def check_rgb_like(shape: tuple[int, ...], axes: str) -> None:
+    """Refuse guessed axes that take a last axis of 3 or 4 (RGB/RGBA colour) as X."""
+    if len(shape) >= 3 and shape[-1] in (3, 4) and axes[-1] == "X":
+        raise AxesError(
+            f"the image's last axis has {shape[-1]} values and looks like RGB colour, which the guessed "
+            f"axes {axes!r} would take as X; give the axes explicitly (e.g. 'YXC' for colour)"
+        )
+
+
+def _robust_range(image: np.ndarray, axes: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel 0.1 and 99.9 percentiles of a strided sub-grid of about INTENSITY_SAMPLES values."""
+    n_ch = image.shape[axes.index("C")] if "C" in axes else 1
+    per_ch = max(1, int(np.prod(image.shape)) // n_ch)
+    step = max(1, int(math.ceil((per_ch / INTENSITY_SAMPLES) ** (1 / max(1, image.ndim - ("C" in axes))))))
+    sub = np.asarray(image[tuple(slice(None) if a == "C" else slice(None, None, step) for a in axes)], dtype=np.float64)
+    if "C" in axes:
+        sub = np.moveaxis(sub, axes.index("C"), 0)
+    sub = sub.reshape(n_ch, -1)
+    lo, hi = np.percentile(sub, (0.1, 99.9), axis=1)
+    return lo, hi
+
+
+def intensity_mismatch(
+    image: np.ndarray, axes: str, low: Sequence[float], high: Sequence[float], *, subject: str = "the image's"
+) -> str | None:
+    """A clause (``"<subject> intensities (a to b) lie far outside ..."``) if ``image``'s intensities
+    lie far outside the normalisation ``low``-``high`` (see :data:`INTENSITY_FACTOR`), else None."""
+    lo_i, hi_i = _robust_range(image, axes)
+    low_a, high_a = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+    if lo_i.shape != low_a.shape:
+        return None  # the channel check reports this
+    span_t = np.where(high_a > low_a, high_a - low_a, 1.0)
+    span_i = hi_i - lo_i
+    ratio = span_i / span_t
+    shift = np.abs((lo_i + hi_i) / 2 - (low_a + high_a) / 2) / span_t
+    far = (ratio > INTENSITY_FACTOR) | ((span_i > 0) & (ratio < 1 / INTENSITY_FACTOR)) | (shift > INTENSITY_FACTOR)
+    if not far.any():
+        return None
+    c = int(np.argmax(far))
+    return (
+        f"{subject} intensities ({lo_i[c]:.4g} to {hi_i[c]:.4g}) lie far outside the range the model was "
+        f"normalised on ({low_a[c]:.4g} to {high_a[c]:.4g})"
+    )
+
+
+def check_input(
+    image: np.ndarray,
+    axes: str,
+    *,
+    low: Sequence[float],
+    high: Sequence[float],
+    guessed_axes: bool,
+) -> None:
+    """Check an image against a model before prediction.
+
+    Refuses (:class:`DataError`/:class:`AxesError`) non-numeric, complex or boolean data, NaN or
+    infinite values, a channel count other than the model's, and guessed axes that take an RGB
+    last axis as X; warns (:class:`IntensityWarning`) when the intensities lie far outside the
+    model's normalisation.
+    """
+    check_dtype(image)
+    if any(s < 1 for s in image.shape):
+        raise DataError(f"the image has an empty axis: shape {tuple(image.shape)}")
+    if guessed_axes:
+        check_rgb_like(tuple(image.shape), axes)
+    n_ch = image.shape[axes.index("C")] if "C" in axes else 1
+    if n_ch != len(low):
+        raise DataError(f"the model expects {len(low)} channel(s), the image has {n_ch} (axes {axes!r})")
+    check_finite(image)
+    message = intensity_mismatch(image, axes, low, high)
+    if message is not None:
+        warnings.warn(f"{message}; the result is unreliable unless the data are on the training data's scale",
+                      IntensityWarning, stacklevel=3)
+
+
+def _check_tiling(tile, overlap, nd: int) -> None:
+    for name, value, lo in (("tile", tile, 1), ("overlap", overlap, 0)):
+        if value is None and name == "overlap":
+            continue
+        if isinstance(value, numbers.Number):
+            items = [value]
+        elif isinstance(value, (list, tuple)) and len(value) == nd:
+            items = list(value)
+        else:
+            raise ConfigError(name, f"must be an integer or {nd} integers (one per spatial axis), got {value!r}")
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+                raise ConfigError(name, f"must be {'a positive' if lo else 'a non-negative'} integer, got {value!r}")
+
+
 def predict_tiles(
     net: torch.nn.Module,
     image: np.ndarray,
@@ -167,6 +290,7 @@ def predict_tiles(
     nd = len(radius)
     sp = spatial_axes(ax)[-nd:]  # a 2D network predicts a volume slice by slice
     sample_letters = "ST" + ("Z" if nd < len(spatial_axes(ax)) else "")
+    _check_tiling(tile, overlap, nd)
     if any(image.shape[ax.index(a)] < 1 for a in ax):
         raise DataError(f"the image has an empty axis: shape {image.shape}")
     n_ch = image.shape[ax.index("C")] if "C" in ax else 1
@@ -176,7 +300,7 @@ def predict_tiles(
     if overlap is None:
         margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
     else:
-        ov = (overlap,) * nd if np.isscalar(overlap) else tuple(overlap)
+        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
         margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
     if np.isscalar(tile):
         tiles = [int(tile)] * nd

@@ -22,6 +22,9 @@ from .errors import DataError, StructN2VError
 from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
 from .model_io import StructN2VModel, new_model_config
+from .io import check_output_folder
+from .prediction import intensity_mismatch
+from .resources import check_training_memory
 from .unet import UNet, UNetConfig
 
 
@@ -140,8 +143,9 @@ def over_slices(axes: str, mask: np.ndarray, z_net: str = "auto") -> bool:
     return z_net == "2d" or mask.ndim == 2 or mask.shape[0] == 1
 
 
-def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], nd: int, resume: StructN2VModel | None):
+def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: StructN2VModel | None):
     """The network, its architecture, normalisation and the history of a resumed model."""
+    nd = len(sp)
     n_ch = arrays[0].shape[1]
     if resume is not None:
         arch = resume.config.architecture
@@ -151,6 +155,10 @@ def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], nd: int, resume: 
                 f"{nd}D {n_ch}-channel data"
             )
         low, high = np.asarray(resume.config.low), np.asarray(resume.config.high)
+        for a in arrays:  # on data of another scale the loss explodes (3e7 seen) instead of improving
+            mismatch = intensity_mismatch(a, "SC" + sp, low, high, subject="their")
+            if mismatch:
+                raise DataError(f"cannot resume on these images: {mismatch}; train a new model for them")
         done_before = int(resume.config.training.get("steps_done", 0))
         return resume.net, arch, low, high, done_before, dict(resume.config.training.get("history", {}))
     arch = UNetConfig(
@@ -308,7 +316,7 @@ def train_iter(
     arrays, sp = prepare_arrays(images, axes, z_as_sample=slices)
     nd = len(sp)
     patch = _patch_shape(cfg, nd)
-    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, nd, resume)
+    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, sp, resume)
     mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
     bad = [p for p, m in zip(patch, arch.multiple) if p % m]
     if bad:
@@ -322,6 +330,7 @@ def train_iter(
         raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
 
     device = resolve_device(cfg.device)
+    check_training_memory(cfg.batch_size, patch, arch.base_filters, arch.depth, arch.pool, arch.in_channels, device, amp=cfg.amp)
     net.to(device)
     if nd == 2 and device.type == "cpu":
         net.to(memory_format=torch.channels_last)  # oneDNN's fast path: 373 vs 264 patches/s
@@ -343,6 +352,7 @@ def train_iter(
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
+        check_output_folder(ckpt, option="checkpoint_dir")  # a file there: one clear error, not at the first save
         ckpt.mkdir(parents=True, exist_ok=True)
     best_val = history.get("best_val_loss")
     best_val = math.inf if best_val is None else float(best_val)

@@ -8,13 +8,20 @@ one clear notification instead of a traceback; ``errored`` stays connected as a 
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from qtpy.QtCore import QEvent, QObject
-from qtpy.QtWidgets import QMainWindow
+from qtpy.QtWidgets import QMainWindow, QMessageBox, QWidget
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: the longest an exiting interpreter waits for a stopped worker to end its current step (ms)
+EXIT_WAIT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,8 @@ def _guarded(job: Callable[..., Generator], args: tuple, kwargs: dict) -> Genera
     return result
 
 
-def probe_devices(*, warm_training: bool = False) -> Generator[list[str], None, None]:
-    """Worker body: import torch (and the training stack) off the main thread; yield the devices.
+def probe_devices(*, warm_training: bool = False) -> list[str]:
+    """Import torch (and the training stack) and list the devices; run off the main thread.
 
     ``torch.optim`` imports ``torch._dynamo`` (and sympy) on first use, about a second with the GIL
     mostly held; importing it here, while the user sets up training, keeps that stall out of the
@@ -49,7 +56,7 @@ def probe_devices(*, warm_training: bool = False) -> Generator[list[str], None, 
             import torch._dynamo  # noqa: F401
         except Exception:  # noqa: BLE001 - only a warm-up
             pass
-    yield available_devices()
+    return available_devices()
 
 
 def reserve_ui_core() -> None:
@@ -102,8 +109,68 @@ def start_generator_worker(
     worker.yielded.connect(on_event)
     worker.errored.connect(on_error)
     worker.finished.connect(on_finished)
+    _register_exit_wait()
+    _live_workers.add(worker)
+    worker.finished.connect(lambda: _live_workers.discard(worker))
     worker.start()
     return worker
+
+
+_live_workers: set = set()
+_exit_wait_registered = False
+
+
+def _register_exit_wait() -> None:
+    """At interpreter exit, stop our workers and wait for them: a worker thread that emits after
+    its Qt signals object was collected aborts the process (exit 134)."""
+    global _exit_wait_registered
+    if not _exit_wait_registered:
+        _exit_wait_registered = True
+        atexit.register(_stop_workers_at_exit)
+
+
+def _stop_workers_at_exit() -> None:
+    if not _live_workers:
+        return
+    from qtpy.QtCore import QThreadPool
+
+    for worker in list(_live_workers):
+        worker.quit()
+    QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
+
+
+def guard_slot(method: F) -> F:
+    """Let no exception escape a Qt slot: report it as an error notification instead.
+
+    Outside napari's exception hook an exception in a slot aborts the process (PyQt5 >= 5.5).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, shown to the user
+            from ._layers import describe_error, notify_error
+
+            notify_error(describe_error(exc))
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def on_click(method: Callable[[], Any]) -> Callable[..., Any]:
+    """A guarded slot for ``clicked``: drops the ``checked`` argument, reports exceptions."""
+    return guard_slot(lambda *_: method())
+
+
+def ask_yes_no(parent: QWidget | None, title: str, question: str) -> bool:
+    """A modal Yes/No question (No is the default); widgets keep it as an attribute so tests can
+    replace it."""
+    answer = QMessageBox.question(
+        parent, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def detach_worker(worker: Any, on_event: Callable, on_finished: Callable, on_error: Callable) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ from ._worker import (
     Failed,
     StopFlag,
     detach_worker,
+    guard_slot,
+    on_click,
     reserve_ui_core,
     start_generator_worker,
 )
@@ -56,7 +59,7 @@ def _run_prediction(model, image, axes, tile, overlap, device, should_stop):
     """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out."""
     return (
         yield from model.predict_iter(
-            image, axes, tile=tile, overlap=overlap, device=device, should_stop=should_stop
+            image, axes, tile=tile, overlap=overlap, device=device, should_stop=should_stop, check=False
         )
     )
 
@@ -82,6 +85,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.tiles_total = 0
         self.tiles_per_s: float | None = None
         self.stopped: bool | None = None
+        self._auto_axes = ""  # the last axes filled in automatically (replaced while unedited)
 
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
@@ -125,9 +129,9 @@ class PredictWidget(CleanupMixin, QWidget):
         layout.addStretch(1)
         install_scroll_layout(self, layout)
 
-        self.load_button.clicked.connect(self._load_dialog)
-        self.predict_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
+        self.load_button.clicked.connect(on_click(self._load_dialog))
+        self.predict_button.clicked.connect(on_click(self.start))
+        self.stop_button.clicked.connect(on_click(self.stop))
         self.image_combo.currentTextChanged.connect(self._guess_axes)
         self.state.events.model.connect(self._show_model)
         self._show_model(self.state.model)
@@ -140,6 +144,7 @@ class PredictWidget(CleanupMixin, QWidget):
         """True once the device list is complete (torch has been imported in the background)."""
         return self.device.ready
 
+    @guard_slot
     def _show_model(self, model: Any = None) -> None:
         if model is None:
             self.model_label.setText("none: train one or load a model file")
@@ -151,10 +156,31 @@ class PredictWidget(CleanupMixin, QWidget):
                 f"{model.axes} model, mask {describe_mask(model.mask)}, {steps} steps"
             )
         self._update_buttons()
+        if self.axes_edit.text() == self._auto_axes:  # the user has not typed over the guess
+            self._guess_axes()
 
+    @guard_slot
     def _guess_axes(self, *args: Any) -> None:
         layer = self.image_combo.layer()
-        self.axes_edit.setText(layer_axes(layer) if layer is not None else "")
+        self._auto_axes = self.suggest_axes(layer) if layer is not None else ""
+        self.axes_edit.setText(self._auto_axes)
+
+    def suggest_axes(self, layer: Any) -> str:
+        """Axes for ``layer``: its own (metadata, RGB) if it has them, else the model's adapted to its
+        dimensions (a 3D stack for a model trained over slices is ``SYX``, not ``ZYX``), else a guess."""
+        from ..errors import StructN2VError
+        from ..prediction import resolve_axes
+
+        model = self.state.model
+        meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
+        if model is None or isinstance(meta, str) or getattr(layer, "rgb", False):
+            return layer_axes(layer)
+        shape = tuple((layer.data[0] if getattr(layer, "multiscale", False) else layer.data).shape)
+        try:
+            axes = resolve_axes(len(shape), model.axes, None, model.spatial_ndim, model.n_channels)
+        except StructN2VError:
+            return layer_axes(layer)
+        return axes if not (len(shape) >= 3 and shape[-1] in (3, 4) and axes[-1] == "X") else layer_axes(layer)
 
     @property
     def running(self) -> bool:
@@ -190,26 +216,28 @@ class PredictWidget(CleanupMixin, QWidget):
         """Start predicting the chosen layer; returns the worker or None on error."""
         from ..errors import StructN2VError
 
+        from ..errors import StructN2VWarning
+
         if self.running:
             notify_warning("Prediction is already running; stop it first.")
             return None
         model = self.state.model
         if model is None:
-            notify_error("There is no model: train one or load a model file first.")
-            return None
+            return self._refuse("There is no model: train one or load a model file first.")
         source = self.image_combo.layer()
         if source is None:
-            notify_error("Choose an image layer to denoise.")
-            return None
+            return self._refuse("Choose an image layer to denoise.")
         image = layer_array(source)
         axes = self.axes_edit.text().strip().upper() or None
         try:
-            from ..prediction import resolve_axes
-
-            axes = resolve_axes(image.ndim, model.axes, axes, model.spatial_ndim, model.n_channels)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", StructN2VWarning)
+                axes = model.check_input(image, axes)
         except StructN2VError as exc:
-            notify_error(describe_error(exc))
-            return None
+            return self._refuse(describe_error(exc))
+        for warning in caught:
+            if issubclass(warning.category, StructN2VWarning):
+                notify_warning(str(warning.message))
         overlap = self.overlap.value()
         self._output = self._output_layer(source, image.shape)
         self._stop = StopFlag()
@@ -236,6 +264,12 @@ class PredictWidget(CleanupMixin, QWidget):
         )
         self._update_buttons()
         return self.worker
+
+    def _refuse(self, message: str) -> None:
+        """A user mistake before the run: notification and status (not the last run's "Done")."""
+        notify_error(message)
+        self.status.setText(f"Failed: {message}")
+        return None
 
     def _output_layer(self, source: Any, shape: tuple[int, ...]) -> Any:
         """Reuse or add ``"<source> (StructN2V)"`` filled with zeros, aligned with ``source``."""
@@ -276,6 +310,7 @@ class PredictWidget(CleanupMixin, QWidget):
             self.status.setText("Stopping…")
 
     # events (main thread) ---------------------------------------------------------------
+    @guard_slot
     def _on_event(self, event: Any) -> None:
         from ..prediction import PredictDone, TileDone
 
@@ -314,9 +349,12 @@ class PredictWidget(CleanupMixin, QWidget):
             notify_error(f"Prediction failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
 
+    @guard_slot
     def _on_error(self, exc: BaseException) -> None:
         notify_error(f"Prediction failed: {describe_error(exc)}")
+        self.status.setText(f"Failed: {describe_error(exc)}")
 
+    @guard_slot
     def _on_finished(self) -> None:
         self.worker = None
         if self._output is not None and self._output in self.viewer.layers:

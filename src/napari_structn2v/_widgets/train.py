@@ -42,7 +42,10 @@ from ._worker import (
     CleanupMixin,
     Failed,
     StopFlag,
+    ask_yes_no,
     detach_worker,
+    guard_slot,
+    on_click,
     reserve_ui_core,
     start_generator_worker,
 )
@@ -110,6 +113,8 @@ class TrainWidget(CleanupMixin, QWidget):
 
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)
+        #: asks before a file is replaced; tests put a function answering True or False here
+        self.ask_yes_no = ask_yes_no
         self.worker: Any = None
         self._stop = StopFlag()
         self._preview_info: dict[str, Any] | None = None
@@ -209,10 +214,10 @@ class TrainWidget(CleanupMixin, QWidget):
         self._preview_timer.setSingleShot(True)
         self._preview_timer.timeout.connect(self._flush_preview)
 
-        self.train_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
-        self.resume_button.clicked.connect(self.resume)
-        self.save_button.clicked.connect(self._save_dialog)
+        self.train_button.clicked.connect(on_click(self.start))
+        self.stop_button.clicked.connect(on_click(self.stop))
+        self.resume_button.clicked.connect(on_click(self.resume))
+        self.save_button.clicked.connect(on_click(self._save_dialog))
         self.layers.selection_changed.connect(self._guess_axes)
         self.state.events.mask.connect(self._show_mask)
         self.state.events.model.connect(self._update_buttons)
@@ -237,11 +242,13 @@ class TrainWidget(CleanupMixin, QWidget):
         """True once the device list is complete (torch has been imported in the background)."""
         return self.device.ready
 
+    @guard_slot
     def _guess_axes(self) -> None:
         layers = self.layers.layers()
         if layers:
             self.axes_edit.setText(layer_axes(layers[0]))
 
+    @guard_slot
     def _show_mask(self, mask: Any = None) -> None:
         from ..masks import describe_mask
 
@@ -356,8 +363,11 @@ class TrainWidget(CleanupMixin, QWidget):
             offset.append(lo)
             kept_dims.append(i)
         crop = np.ascontiguousarray(data[tuple(index)])
-        scale = np.asarray(layer.scale, dtype=float)[kept_dims]
-        translate = np.asarray(layer.translate, dtype=float)[kept_dims] + np.asarray(offset) * scale
+        # an RGB layer's colour axis (last) is no layer dimension: scale/translate have one entry less
+        layer_dims = [i for i in kept_dims if i < layer.ndim]
+        offsets = np.asarray([o for o, i in zip(offset, kept_dims) if i < layer.ndim], dtype=float)
+        scale = np.asarray(layer.scale, dtype=float)[layer_dims]
+        translate = np.asarray(layer.translate, dtype=float)[layer_dims] + offsets * scale
         self._preview_info = {
             "name": preview_layer_name(layer.name),
             "scale": list(scale),
@@ -382,6 +392,7 @@ class TrainWidget(CleanupMixin, QWidget):
             images, axes, mask, config, preview = self._inputs()
         except StructN2VError as exc:
             notify_error(describe_error(exc))
+            self.status.setText(f"Failed: {describe_error(exc)}")
             return None
         self._stop = StopFlag()
         self.stop_requested_at = None
@@ -428,6 +439,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self.status.setText("Stopping…")
 
     # events (main thread) ---------------------------------------------------------------
+    @guard_slot
     def _on_event(self, event: Any) -> None:
         from ..training import Preview, TrainDone, TrainStep, Validation
 
@@ -464,6 +476,7 @@ class TrainWidget(CleanupMixin, QWidget):
             notify_error(f"Training failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
 
+    @guard_slot
     def _flush_preview(self) -> None:
         event, self._pending_preview = self._pending_preview, None
         if event is None or self._preview_info is None:
@@ -482,9 +495,12 @@ class TrainWidget(CleanupMixin, QWidget):
             contrast_limits=info["contrast_limits"],
         )
 
+    @guard_slot
     def _on_error(self, exc: BaseException) -> None:
         notify_error(f"Training failed: {describe_error(exc)}")
+        self.status.setText(f"Failed: {describe_error(exc)}")
 
+    @guard_slot
     def _on_finished(self) -> None:
         self._flush_preview()
         self.worker = None
@@ -498,8 +514,11 @@ class TrainWidget(CleanupMixin, QWidget):
         if model is None:
             notify_error("There is no model to save; train one first.")
             return False
+        if Path(path).exists() and not self.ask_yes_no(self, "Replace model file?", f"{path} exists. Replace it?"):
+            notify_info(f"Not saved: {path} is kept as it was.")
+            return False
         try:
-            model.save(path)
+            model.save(path, overwrite=True)
         except Exception as exc:  # noqa: BLE001 - never an exception dialog
             notify_error(f"Cannot save the model: {describe_error(exc)}")
             return False
@@ -507,7 +526,10 @@ class TrainWidget(CleanupMixin, QWidget):
         return True
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save StructN2V model", "structn2v.pt", "Model (*.pt)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save StructN2V model", "structn2v.pt", "Model (*.pt)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # save_model asks, once
+        )
         if path:
             self.save_model(path)
 
