@@ -206,3 +206,53 @@ def test_export_3d_cross_mask(tmp_path):
     assert passed, report
     vol = _image((20, 40, 36), lo=0, hi=1)
     np.testing.assert_allclose(load_model(out).predict(vol), model.predict(vol), atol=1e-4, rtol=0)
+
+
+# -- the Predict widget --------------------------------------------------------------------------
+@pytest.fixture
+def predict_widget(make_napari_viewer, qtbot, monkeypatch):
+    pytest.importorskip("napari")
+    from napari.utils import notifications
+
+    notes: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+    for kind in notes:
+        monkeypatch.setattr(notifications, f"show_{kind}", lambda m, kind=kind: notes[kind].append(str(m)))
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-structn2v", "Predict")
+    qtbot.waitUntil(lambda: widget.devices_ready, timeout=60_000)
+    return viewer, widget, notes
+
+
+def test_widget_rejects_foreign_package_with_a_notification(predict_widget, tmp_path):
+    _viewer, widget, notes = predict_widget
+    foreign = _write_zip(tmp_path / "other.zip", {"rdf.yaml": b"type: model\nname: OtherNet\n"})
+    assert not widget.export_button.isEnabled()  # no model yet
+    assert widget.export_bmz(tmp_path / "x.zip") is None and "no model" in notes["error"][-1]
+    assert not widget.load_model(foreign)
+    assert "not made by napari-structn2v" in notes["error"][-1] and widget.state.model is None
+
+
+@needs_bmz
+def test_widget_exports_and_reopens_package(predict_widget, tmp_path, qtbot):
+    viewer, widget, notes = predict_widget
+    model = _model()
+    widget.state.model = model
+    assert widget.export_button.isEnabled()
+    viewer.add_image(_image((80, 96), seed=4), name="img")
+    widget.image_combo.set_layer("img")
+    out = tmp_path / "from_widget.zip"
+    assert widget.export_bmz(out) is not None
+    assert not widget.export_button.isEnabled()  # one export at a time
+    qtbot.waitUntil(lambda: widget._export_worker is None, timeout=120_000)
+    assert not notes["error"], notes["error"]
+    assert out.is_file() and str(out) in notes["info"][-1] and widget.export_button.isEnabled()
+    with zipfile.ZipFile(out) as zf:
+        assert np.load(io.BytesIO(zf.read("test_input.npy"))).shape == (1, 1, 80, 96)  # from the layer
+    widget.state.model = None
+    assert widget.load_model(out)
+    img = _image((64, 64), seed=9)
+    np.testing.assert_allclose(widget.state.model.predict(img), model.predict(img), atol=1e-4, rtol=0)
+    # exporting onto the existing file without the dialog's confirmation fails with a notification
+    assert widget.export_bmz(out) is not None
+    qtbot.waitUntil(lambda: widget._export_worker is None, timeout=120_000)
+    assert "exists" in notes["error"][-1]

@@ -134,18 +134,31 @@ def _test_input(model: StructN2VModel, image: np.ndarray | None, axes: str | Non
     nd, n_ch = arch.spatial_ndim, arch.in_channels
     low = np.asarray(model.config.low, dtype=np.float32)
     high = np.asarray(model.config.high, dtype=np.float32)
+    mins = min_input_shape(model)
+    cap = TEST_SIDE_2D if nd == 2 else TEST_SIDE_3D
     if image is None:
         from .synthetic import make_sample
 
         noisy = make_sample("2d" if nd == 2 else "3d", seed=0)["noisy"]
         x = np.stack([noisy * (h - lo) + lo for lo, h in zip(low, high)])
     else:
-        image = np.asarray(image)
+        image = image if hasattr(image, "shape") else np.asarray(image)
         ax = resolve_axes(image.ndim, model.axes, axes, nd, n_ch)
-        x = to_internal(image, ax)[0][0]
+        # index before converting: a lazy (dask, zarr) layer is read only where the test tensor lies
+        index, kept = [], ""
+        for a, size in zip(ax, image.shape):
+            if a in "ST":
+                index.append(0)
+                continue
+            if a == "C":
+                index.append(slice(None))
+            else:
+                keep = min(size, max(cap, mins["ZYX"[-nd:].index(a)]))
+                index.append(slice((size - keep) // 2, (size - keep) // 2 + keep))
+            kept += a
+        x = to_internal(np.asarray(image[tuple(index)]), kept)[0][0]
     x = np.asarray(x, dtype=np.float32)
-    cap = TEST_SIDE_2D if nd == 2 else TEST_SIDE_3D
-    for d, (mn, step) in enumerate(zip(min_input_shape(model), arch.multiple)):
+    for d, (mn, step) in enumerate(zip(mins, arch.multiple)):
         axis = d + 1
         size = x.shape[axis]
         if size < mn:  # mirror small images up to the smallest valid size
@@ -331,12 +344,16 @@ def export_bmz(
 
     from . import __version__, unet
     from .masks import describe_mask
+    from .model_io import StructN2VModel
 
     out = Path(path)
     if out.suffix.lower() != ".zip":
         raise BMZError(f"a bioimage.io package is a .zip file; got {str(out)!r}")
     if out.exists() and not overwrite:
         raise BMZError(f"{str(out)!r} exists; choose another name or allow overwriting")
+    # a private CPU copy: the caller's network may be predicting on a GPU in another thread
+    model = StructN2VModel(copy.deepcopy(model.net).cpu().float().eval(), model.config)
+    net = model.net
     arch = model.config.architecture
     nd, n_ch = arch.spatial_ndim, arch.in_channels
     sp = "zyx"[-nd:]
@@ -367,7 +384,6 @@ def export_bmz(
     channel_names = [Identifier(f"channel{i}") for i in range(n_ch)]
     mask_label = _mask_label(model.mask)
 
-    net = copy.deepcopy(model.net).cpu().float().eval()
     with tempfile.TemporaryDirectory(prefix="structn2v_bmz_") as tmp_name:
         tmp = Path(tmp_name)
         np.save(tmp / "test_input.npy", x)

@@ -51,6 +51,13 @@ def output_layer_name(source: str) -> str:
     return f"{source} (StructN2V)"
 
 
+def _run_export(model, path, image, axes, overwrite):
+    """Worker body: write the BioImage Model Zoo package; yields its path."""
+    from ..bmz import export_bmz
+
+    yield export_bmz(model, path, image=image, axes=axes, overwrite=overwrite)
+
+
 def _run_prediction(model, image, axes, tile, overlap, device, should_stop):
     """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out."""
     return (
@@ -85,6 +92,9 @@ class PredictWidget(CleanupMixin, QWidget):
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.load_button = QPushButton("Load model…")
+        self.export_button = QPushButton("Export to BioImage Model Zoo…")
+        self.export_button.setToolTip("Write the model as a bioimage.io package (.zip) for Fiji/deepImageJ, ilastik, ...")
+        self._export_worker: Any = None
         self.image_combo = LayerCombo(napari_viewer, ("image",))
         self.axes_edit = QLineEdit()
         self.axes_edit.setToolTip("Axes of the image over STCZYX; empty: derived from the model's axes")
@@ -108,6 +118,7 @@ class PredictWidget(CleanupMixin, QWidget):
         form = QFormLayout()
         form.addRow("Model", self.model_label)
         form.addRow("", self.load_button)
+        form.addRow("", self.export_button)
         form.addRow("Image", self.image_combo)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Tile", self.tile)
@@ -124,6 +135,7 @@ class PredictWidget(CleanupMixin, QWidget):
         layout.addStretch(1)
 
         self.load_button.clicked.connect(self._load_dialog)
+        self.export_button.clicked.connect(self._export_dialog)
         self.predict_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.image_combo.currentTextChanged.connect(self._guess_axes)
@@ -163,6 +175,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.predict_button.setEnabled(not self.running)
         self.stop_button.setEnabled(self.running)
         self.load_button.setEnabled(not self.running)
+        self.export_button.setEnabled(self.state.model is not None and self._export_worker is None)
 
     # model file -------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:
@@ -179,9 +192,59 @@ class PredictWidget(CleanupMixin, QWidget):
         return True
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt *.zip);;All files (*)")
         if path:
             self.load_model(path)
+
+    # BioImage Model Zoo ------------------------------------------------------------------
+    def export_bmz(self, path: str | Path, *, overwrite: bool = False) -> Any:
+        """Export the current model to ``path`` (a .zip) in a worker; the chosen image layer, if it
+        fits the model, gives the test tensors and the cover. Returns the worker or None."""
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model to export: train one or load a model file first.")
+            return None
+        if self._export_worker is not None:
+            notify_warning("An export is already running.")
+            return None
+        image, axes = None, self.axes_edit.text().strip().upper() or None
+        source = self.image_combo.layer()
+        if source is not None:
+            from ..errors import StructN2VError
+            from ..prediction import resolve_axes
+
+            image = layer_array(source)
+            try:
+                axes = resolve_axes(image.ndim, model.axes, axes, model.spatial_ndim, model.n_channels)
+            except StructN2VError:
+                image, axes = None, None  # the layer does not fit: the synthetic sample instead
+        self.status.setText("Exporting to BioImage Model Zoo…")
+        self._export_worker = start_generator_worker(
+            _run_export, model, str(path), image, axes, overwrite,
+            on_event=self._on_export_event, on_finished=self._on_export_finished, on_error=self._on_error,
+        )
+        self._update_buttons()
+        return self._export_worker
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to BioImage Model Zoo", "structn2v_model.zip", "bioimage.io package (*.zip)"
+        )
+        if path:  # the dialog asked before replacing the name it returned, not one we extend
+            named_zip = path.lower().endswith(".zip")
+            self.export_bmz(path if named_zip else path + ".zip", overwrite=named_zip)
+
+    def _on_export_event(self, event: Any) -> None:
+        if isinstance(event, Failed):
+            notify_error(f"Export failed: {describe_error(event.error)}")
+            self.status.setText(f"Export failed: {describe_error(event.error)}")
+        else:
+            notify_info(f"BioImage Model Zoo package written to {event}")
+            self.status.setText(f"Exported to {event}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self._update_buttons()
 
     # run --------------------------------------------------------------------------------
     def start(self) -> Any:
@@ -328,6 +391,9 @@ class PredictWidget(CleanupMixin, QWidget):
         if self.worker is not None:
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
+        if self._export_worker is not None:
+            detach_worker(self._export_worker, self._on_export_event, self._on_export_finished, self._on_error)
+            self._export_worker = None
         self.device.stop_probe()
         self.image_combo.disconnect_viewer()
         try:
