@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from superqt.utils import qthrottled
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -43,8 +44,8 @@ from ._worker import (
 if TYPE_CHECKING:
     import napari
 
-#: at most one output-layer refresh per this many seconds while tiles stream in
-REFRESH_MIN_INTERVAL_S = 0.1
+#: at most one output-layer refresh per this many milliseconds while tiles stream in
+REFRESH_MS = 100
 
 
 def output_layer_name(source: str) -> str:
@@ -82,7 +83,10 @@ class PredictWidget(CleanupMixin, QWidget):
         self._stop = StopFlag()
         self._output: Any = None
         self._fresh_output = False
-        self._last_refresh = 0.0
+        # superqt's throttle: the first call runs at once, later ones at most every REFRESH_MS, and
+        # the last call of a burst is never dropped
+        self._refresh_view = qthrottled(self._show_progress, timeout=REFRESH_MS, leading=True, parent=self)
+        self._activity: Any = None  # a napari.utils.progress in the activity dock while a run lasts
         self._started_at = 0.0
         self.tiles_done = 0
         self.tiles_total = 0
@@ -346,16 +350,15 @@ class PredictWidget(CleanupMixin, QWidget):
             self.tiles_total = event.total
             if layer is not None and layer in self.viewer.layers:
                 layer.data[event.region] = event.data
-            now = time.perf_counter()
-            if now - self._last_refresh >= REFRESH_MIN_INTERVAL_S or self.tiles_done == event.total:
-                self._last_refresh = now
-                if layer is not None and layer in self.viewer.layers:
-                    layer.refresh()
-                elapsed = max(now - self._started_at, 1e-9)
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(self.tiles_done)
-                self.status.setText(f"tile {self.tiles_done}/{event.total} · {self.tiles_done / elapsed:.1f} tiles/s")
+            if self._activity is None:
+                from napari.utils import progress
+
+                self._activity = progress(total=event.total, desc="StructN2V prediction")
+            self._activity.update(1)
+            self._refresh_view()
         elif isinstance(event, PredictDone):
+            self._refresh_view.cancel()
+            self._show_progress()
             self.stopped = event.stopped
             elapsed = max(time.perf_counter() - self._started_at, 1e-9)
             self.tiles_per_s = self.tiles_done / elapsed
@@ -375,11 +378,27 @@ class PredictWidget(CleanupMixin, QWidget):
             notify_error(f"Prediction failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
 
+    def _show_progress(self) -> None:
+        """Redraw the output layer and the progress bar (throttled while tiles stream in)."""
+        if self._output is not None and self._output in self.viewer.layers:
+            self._output.refresh()
+        elapsed = max(time.perf_counter() - self._started_at, 1e-9)
+        self.progress.setRange(0, max(1, self.tiles_total))
+        self.progress.setValue(self.tiles_done)
+        self.status.setText(f"tile {self.tiles_done}/{self.tiles_total} · {self.tiles_done / elapsed:.1f} tiles/s")
+
+    def _close_activity(self) -> None:
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
+
     def _on_error(self, exc: BaseException) -> None:
         notify_error(f"Prediction failed: {describe_error(exc)}")
 
     def _on_finished(self) -> None:
         self.worker = None
+        self._refresh_view.cancel()
+        self._close_activity()
         if self._output is not None and self._output in self.viewer.layers:
             self._output.refresh()
         self._update_buttons()
@@ -388,6 +407,8 @@ class PredictWidget(CleanupMixin, QWidget):
     def cleanup(self) -> None:
         """Stop a running worker and disconnect every callback."""
         self._stop.set()
+        self._refresh_view.cancel()
+        self._close_activity()
         if self.worker is not None:
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
