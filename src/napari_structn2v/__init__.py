@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# the one place for the version: pyproject.toml reads it (setuptools dynamic attr, without importing)
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -27,11 +28,13 @@ _LAZY = {
     "StructN2VModel": "model_io",
     "load_model": "model_io",
     "StructN2VError": "errors",
+    "export_bmz": "bmz",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .bmz import export_bmz
     from .config import TrainConfig
     from .errors import StructN2VError
     from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask

@@ -1,4 +1,4 @@
-"""The ``structn2v`` command line: analyze-noise, train, predict, demo.
+"""The ``structn2v`` command line: analyze-noise, train, predict, export-bmz, demo.
 
 Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2; warnings are
 one ``warning: ...`` line on stderr. Outputs are checked before any long work, never replace an
@@ -333,6 +333,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_bmz(args: argparse.Namespace) -> int:
+    from .bmz import export_bmz, test_bmz
+    from .model_io import load_model
+
+    model = load_model(args.model)
+    image = None
+    if args.input:
+        from .io import read_image
+
+        image = read_image(args.input)
+    out = export_bmz(
+        model, args.out, image=image, axes=args.axes, name=args.name, authors=args.author or ["napari-structn2v user"],
+        license=args.license, overwrite=args.overwrite,
+    )
+    print(f"bioimage.io model package written to {out}")
+    if args.test:
+        passed, report = test_bmz(out)
+        print(f"bioimageio.core test: {'passed' if passed else 'FAILED'}")
+        if not passed:
+            print(report, file=sys.stderr)
+            return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -384,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the input)")
     r.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("export-bmz", help="write a model as a BioImage Model Zoo package (bioimage.io, .zip)")
+    b.add_argument("model", help="model file (.pt) from train")
+    b.add_argument("out", help="package to write (.zip)")
+    b.add_argument("--input", help="image for the test tensors and the cover (default: the synthetic sample)")
+    b.add_argument("--axes", help="axes of --input (default: the model's, adapted)")
+    b.add_argument("--name", help="model name shown in the zoo")
+    b.add_argument("--author", action="append", help="author name (repeat for several)")
+    b.add_argument("--license", default="CC-BY-4.0", help="SPDX license of the weights (default CC-BY-4.0)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    b.add_argument("--test", action="store_true", help="run bioimageio.core's model test on the package (offline)")
+    b.set_defaults(func=cmd_export_bmz)
 
     d = sub.add_parser("demo", help="synthetic end-to-end run: analyse, train N2V and StructN2V, compare")
     d.add_argument("--out", default="structn2v_demo", help="folder for the TIFFs and the model")

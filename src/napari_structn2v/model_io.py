@@ -207,16 +207,22 @@ class StructN2VModel:
 
 
 def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel:
-    """Load a model saved by :meth:`StructN2VModel.save`.
+    """Load a model saved by :meth:`StructN2VModel.save`, or a BioImage Model Zoo package (``.zip``)
+    exported by napari-structn2v (see :mod:`napari_structn2v.bmz`).
 
     Raises
     ------
     ModelFileError
-        The file is missing, not a model file, corrupt, or from an incompatible version.
+        The file is missing, not a model file, corrupt, from an incompatible version, or a
+        bioimage.io package made by another tool.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
+    from .bmz import is_bmz_package, load_bmz
+
+    if path.suffix.lower() == ".zip" or is_bmz_package(path):
+        return load_bmz(path, map_location=map_location)
     with open(path, "rb") as fh:
         if fh.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
             raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file (not a model archive)")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from superqt.utils import qthrottled
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -47,12 +48,19 @@ from ._worker import (
 if TYPE_CHECKING:
     import napari
 
-#: at most one output-layer refresh per this many seconds while tiles stream in
-REFRESH_MIN_INTERVAL_S = 0.1
+#: at most one output-layer refresh per this many milliseconds while tiles stream in
+REFRESH_MS = 100
 
 
 def output_layer_name(source: str) -> str:
     return f"{source} (StructN2V)"
+
+
+def _run_export(model, path, image, axes, overwrite):
+    """Worker body: write the BioImage Model Zoo package; yields its path."""
+    from ..bmz import export_bmz
+
+    yield export_bmz(model, path, image=image, axes=axes, overwrite=overwrite)
 
 
 def _run_prediction(model, image, axes, tile, overlap, device, should_stop):
@@ -79,7 +87,10 @@ class PredictWidget(CleanupMixin, QWidget):
         self._stop = StopFlag()
         self._output: Any = None
         self._fresh_output = False
-        self._last_refresh = 0.0
+        # superqt's throttle: the first call runs at once, later ones at most every REFRESH_MS, and
+        # the last call of a burst is never dropped
+        self._refresh_view = qthrottled(self._show_progress, timeout=REFRESH_MS, leading=True, parent=self)
+        self._activity: Any = None  # a napari.utils.progress in the activity dock while a run lasts
         self._started_at = 0.0
         self.tiles_done = 0
         self.tiles_total = 0
@@ -90,6 +101,9 @@ class PredictWidget(CleanupMixin, QWidget):
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
         self.load_button = QPushButton("Load model…")
+        self.export_button = QPushButton("Export to BioImage Model Zoo…")
+        self.export_button.setToolTip("Write the model as a bioimage.io package (.zip) for Fiji/deepImageJ, ilastik, ...")
+        self._export_worker: Any = None
         self.image_combo = LayerCombo(napari_viewer, ("image",))
         self.axes_edit = QLineEdit()
         self.axes_edit.setToolTip("Axes of the image over STCZYX; empty: derived from the model's axes")
@@ -113,6 +127,7 @@ class PredictWidget(CleanupMixin, QWidget):
         form = QFormLayout()
         form.addRow("Model", self.model_label)
         form.addRow("", self.load_button)
+        form.addRow("", self.export_button)
         form.addRow("Image", self.image_combo)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Tile", self.tile)
@@ -130,6 +145,7 @@ class PredictWidget(CleanupMixin, QWidget):
         install_scroll_layout(self, layout)
 
         self.load_button.clicked.connect(on_click(self._load_dialog))
+        self.export_button.clicked.connect(on_click(self._export_dialog))
         self.predict_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self.image_combo.currentTextChanged.connect(self._guess_axes)
@@ -191,6 +207,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.predict_button.setEnabled(not self.running)
         self.stop_button.setEnabled(self.running)
         self.load_button.setEnabled(not self.running)
+        self.export_button.setEnabled(self.state.model is not None and self._export_worker is None)
 
     # model file -------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:
@@ -207,9 +224,59 @@ class PredictWidget(CleanupMixin, QWidget):
         return True
 
     def _load_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt *.zip);;All files (*)")
         if path:
             self.load_model(path)
+
+    # BioImage Model Zoo ------------------------------------------------------------------
+    def export_bmz(self, path: str | Path, *, overwrite: bool = False) -> Any:
+        """Export the current model to ``path`` (a .zip) in a worker; the chosen image layer, if it
+        fits the model, gives the test tensors and the cover. Returns the worker or None."""
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model to export: train one or load a model file first.")
+            return None
+        if self._export_worker is not None:
+            notify_warning("An export is already running.")
+            return None
+        image, axes = None, self.axes_edit.text().strip().upper() or None
+        source = self.image_combo.layer()
+        if source is not None:
+            from ..errors import StructN2VError
+            from ..prediction import resolve_axes
+
+            image = layer_array(source)
+            try:
+                axes = resolve_axes(image.ndim, model.axes, axes, model.spatial_ndim, model.n_channels)
+            except StructN2VError:
+                image, axes = None, None  # the layer does not fit: the synthetic sample instead
+        self.status.setText("Exporting to BioImage Model Zoo…")
+        self._export_worker = start_generator_worker(
+            _run_export, model, str(path), image, axes, overwrite,
+            on_event=self._on_export_event, on_finished=self._on_export_finished, on_error=self._on_error,
+        )
+        self._update_buttons()
+        return self._export_worker
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export to BioImage Model Zoo", "structn2v_model.zip", "bioimage.io package (*.zip)"
+        )
+        if path:  # the dialog asked before replacing the name it returned, not one we extend
+            named_zip = path.lower().endswith(".zip")
+            self.export_bmz(path if named_zip else path + ".zip", overwrite=named_zip)
+
+    def _on_export_event(self, event: Any) -> None:
+        if isinstance(event, Failed):
+            notify_error(f"Export failed: {describe_error(event.error)}")
+            self.status.setText(f"Export failed: {describe_error(event.error)}")
+        else:
+            notify_info(f"BioImage Model Zoo package written to {event}")
+            self.status.setText(f"Exported to {event}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self._update_buttons()
 
     # run --------------------------------------------------------------------------------
     def start(self) -> Any:
@@ -320,16 +387,15 @@ class PredictWidget(CleanupMixin, QWidget):
             self.tiles_total = event.total
             if layer is not None and layer in self.viewer.layers:
                 layer.data[event.region] = event.data
-            now = time.perf_counter()
-            if now - self._last_refresh >= REFRESH_MIN_INTERVAL_S or self.tiles_done == event.total:
-                self._last_refresh = now
-                if layer is not None and layer in self.viewer.layers:
-                    layer.refresh()
-                elapsed = max(now - self._started_at, 1e-9)
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(self.tiles_done)
-                self.status.setText(f"tile {self.tiles_done}/{event.total} · {self.tiles_done / elapsed:.1f} tiles/s")
+            if self._activity is None:
+                from napari.utils import progress
+
+                self._activity = progress(total=event.total, desc="StructN2V prediction")
+            self._activity.update(1)
+            self._refresh_view()
         elif isinstance(event, PredictDone):
+            self._refresh_view.cancel()
+            self._show_progress()
             self.stopped = event.stopped
             elapsed = max(time.perf_counter() - self._started_at, 1e-9)
             self.tiles_per_s = self.tiles_done / elapsed
@@ -349,6 +415,20 @@ class PredictWidget(CleanupMixin, QWidget):
             notify_error(f"Prediction failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
 
+    def _show_progress(self) -> None:
+        """Redraw the output layer and the progress bar (throttled while tiles stream in)."""
+        if self._output is not None and self._output in self.viewer.layers:
+            self._output.refresh()
+        elapsed = max(time.perf_counter() - self._started_at, 1e-9)
+        self.progress.setRange(0, max(1, self.tiles_total))
+        self.progress.setValue(self.tiles_done)
+        self.status.setText(f"tile {self.tiles_done}/{self.tiles_total} · {self.tiles_done / elapsed:.1f} tiles/s")
+
+    def _close_activity(self) -> None:
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
+
     @guard_slot
     def _on_error(self, exc: BaseException) -> None:
         notify_error(f"Prediction failed: {describe_error(exc)}")
@@ -357,6 +437,8 @@ class PredictWidget(CleanupMixin, QWidget):
     @guard_slot
     def _on_finished(self) -> None:
         self.worker = None
+        self._refresh_view.cancel()
+        self._close_activity()
         if self._output is not None and self._output in self.viewer.layers:
             self._output.refresh()
         self._update_buttons()
@@ -365,9 +447,14 @@ class PredictWidget(CleanupMixin, QWidget):
     def cleanup(self) -> None:
         """Stop a running worker and disconnect every callback."""
         self._stop.set()
+        self._refresh_view.cancel()
+        self._close_activity()
         if self.worker is not None:
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
+        if self._export_worker is not None:
+            detach_worker(self._export_worker, self._on_export_event, self._on_export_finished, self._on_error)
+            self._export_worker = None
         self.device.stop_probe()
         self.image_combo.disconnect_viewer()
         try:
