@@ -47,7 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ALL_ROWS_2D = ["noisy", "n2v", "struct", "bm3d", "n2gt", "sweep", "const", "n2v2"]
 ALL_ROWS_3D = ["noisy", "n2v", "struct", "n2gt"]
 #: rows that take the time budget (--time / --time3d) instead of the step budget
-TIMED_ROWS = ["default", "slices"]
+TIMED_ROWS = ["default", "slices", "net3d"]
 SETS = {
     # name: (axes, noise axis index in the array, noise-axis letter, folder: shared or built here)
     "dev2d_x": ("SYX", -1, "X", "shared"),
@@ -253,8 +253,8 @@ def load_set(data: Path, name: str):
 def run_nlm(noisy: np.ndarray, gt: np.ndarray, dark: np.ndarray, axes: str):
     """NL-means (scikit-image), its filter strength h tuned on the ground truth (a generous
     reference: a user could not tune it so), per 2D image/slice."""
-    from skimage.restoration import denoise_nl_means
     from skimage.metrics import peak_signal_noise_ratio as psnr
+    from skimage.restoration import denoise_nl_means
 
     sigma = float(dark.std())
     imgs = noisy.reshape((-1, *noisy.shape[-2:]))
@@ -377,11 +377,13 @@ def main(argv=None) -> int:
         if args.resume and prev.exists():
             old = json.loads(prev.read_text())
             if old.get("header", "").split("; load avg")[0] == header.split("; load avg")[0]:
-                done = {(r["method"], r.get("mask", ""), r.get("steps")): r for r in old["rows"]}
+                # the header pins every setting, so method and mask identify a row (timed rows record the
+                # steps they reached, not a budget)
+                done = {(r["method"], r.get("mask", "")): r for r in old["rows"]}
                 print(f"resuming: {len(done)} finished rows kept from {prev}", flush=True)
 
-        def cached(method: str, mask: str, steps) -> bool:
-            r = done.get((method, mask, steps))
+        def cached(method: str, mask: str, steps=None) -> bool:
+            r = done.get((method, mask))
             if r is None:
                 return False
             results.append(r)
@@ -413,13 +415,16 @@ def main(argv=None) -> int:
                 learned("N2V", n2v_mask, copy.deepcopy(base))
             elif row == "struct":
                 learned("StructN2V (suggested)", sugg, copy.deepcopy(base))
-            elif row in ("default", "slices"):
+            elif row in ("default", "slices", "net3d"):
                 if budget_s is None:
                     sys.exit(f"quality.py: the {row!r} row needs --time (2D) / --time3d (3D)")
                 # every setting at its default, the mask as `--mask auto --dark dark.tif` picks it
                 cfg = TrainConfig(steps=None, max_time_s=budget_s, seed=args.seed, device=args.device)
                 if row == "default":
                     learned(f"StructN2V, defaults, {budget_s:g} s", sugg, cfg)
+                elif row == "net3d":  # the 3D network that z_net="auto" does not choose here
+                    cfg.z_net = "3d"
+                    learned(f"StructN2V 3D net, defaults otherwise, {budget_s:g} s", sugg, cfg)
                 else:  # a 2D model over the Z slices, with the 2D part of the suggested mask
                     mask2d = ana.mask.any(0) if ana.mask.ndim == 3 else ana.mask
                     spec2d = f"{mask2d.shape[1]}x{mask2d.shape[0]}"

@@ -67,8 +67,8 @@ def test_steps_end_first_when_both_are_given():
 
 def test_ema_model_differs_from_raw_weights_and_predicts():
     noisy = make_sample("2d", seed=0, size=64)["noisy"]
-    plain = [e for e in train_iter(noisy, "YX", "3x1", TrainConfig(steps=20, **FAST))][-1].model
-    ema = [e for e in train_iter(noisy, "YX", "3x1", TrainConfig(steps=20, ema=0.9, **FAST))][-1].model
+    plain = list(train_iter(noisy, "YX", "3x1", TrainConfig(steps=20, **FAST)))[-1].model
+    ema = list(train_iter(noisy, "YX", "3x1", TrainConfig(steps=20, ema=0.9, **FAST)))[-1].model
     a = plain.predict(noisy, tta=False)
     b = ema.predict(noisy, tta=False)
     assert a.shape == b.shape and np.isfinite(b).all()

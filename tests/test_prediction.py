@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from napari_structn2v.errors import AxesError, DataError
-from napari_structn2v.model_io import StructN2VModel, new_model_config
 from napari_structn2v.masks import box_mask
+from napari_structn2v.model_io import StructN2VModel, new_model_config
 from napari_structn2v.prediction import PredictDone, TileDone
 from napari_structn2v.unet import UNet, UNetConfig
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from qtpy.QtCore import QTimer  # noqa: E402
+from qtpy.QtCore import QTimer
 
 PLUGIN = "napari-structn2v"
 TRAIN_KW = dict(steps=30, patch=32, batch=4, preview_every=10, base_filters=8, val_every=10)
@@ -367,9 +367,9 @@ def test_predict_errors(viewer, qtbot, notes, tmp_path, monkeypatch):
     )
     predict.state.model = model
     predict.image_combo.set_layer("stack")
-    predict.axes_edit.setText("ZYX")  # 3D image for a 2D model
+    predict.axes_edit.setText("CYX")  # 8 channels for a 1-channel model (ZYX would go slice by slice)
     assert predict.start() is None
-    assert "2D" in notes["error"][-1] or "spatial" in notes["error"][-1]
+    assert "channel" in notes["error"][-1]
     assert "stack (StructN2V)" not in viewer.layers
 
     # CUDA out of memory inside the worker: a notification, the UI recovers
@@ -568,3 +568,18 @@ def test_four_docks_fit_a_laptop_screen(make_napari_viewer, qtbot):
     assert max(d.minimumSizeHint().width() for d in docks) < 1366 // 2
     assert window.height() <= 768 and window.width() <= 1366, (window.width(), window.height())
     assert window.minimumSizeHint().height() <= 768
+
+
+def test_volume_with_a_2d_mask_trains_over_slices(viewer, qtbot, notes):
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((6, 40, 40)).astype(np.float32), name="vol")
+    train = open_widget(viewer, "Train", qtbot)
+    train.state.mask = np.ones((5, 1), bool)  # a Y line with no Z extent
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 3, "preview_every": 0})
+    train.axes_edit.setText("ZYX")
+    assert train.start() is not None
+    assert "2D network over the Z slices" in train.status.text()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    assert train.state.model.spatial_ndim == 2 and train.state.model.axes == "ZYX"
+    assert any("Only 3 training steps" in w for w in notes["warning"])  # a 3-step model is flagged

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from test_widgets import (  # noqa: E402 - shared helpers and fixtures of the widget tests
+from test_widgets import (
     TRAIN_KW,
     assert_unchanged,
     notes,  # noqa: F401 - fixture

@@ -110,11 +110,14 @@ def main(argv=None) -> int:
         train_s = time.perf_counter() - t0
         steps_done = int(cm.trainer.global_step)
         epochs_done = int(cm.trainer.current_epoch)
-        # the prediction below reloads the "last" checkpoint: check it holds the final weights
-        last = [c for c in Path(work).rglob("*_last.ckpt")]
-        ckpt_step = int(torch.load(last[0], map_location="cpu", weights_only=False)["global_step"]) if last else -1
+        # CAREamist.predict reloads a checkpoint; its "last" one is only written every 10
+        # epochs, so it is stale when max_steps ends training in between: save the final
+        # weights explicitly and predict from them
+        final_ckpt = Path(work) / "final.ckpt"
+        cm.trainer.save_checkpoint(final_ckpt)
+        ckpt_step = int(torch.load(final_ckpt, map_location="cpu", weights_only=False)["global_step"])
         if ckpt_step != steps_done:
-            print(f"WARNING: last checkpoint is at step {ckpt_step}, training ended at {steps_done}", flush=True)
+            print(f"WARNING: final checkpoint is at step {ckpt_step}, training ended at {steps_done}", flush=True)
 
         tile = args.tile or (128 if is3d else 256)
         if is3d:
@@ -123,7 +126,7 @@ def main(argv=None) -> int:
             tile_size, overlap = (tile, tile), (64, 64)
         t0 = time.perf_counter()
         preds, _ = cm.predict(noisy, tile_size=tile_size, tile_overlap=overlap, batch_size=1,
-                              num_workers=0, checkpoint="last")
+                              num_workers=0, checkpoint=final_ckpt)
         pred_s = time.perf_counter() - t0
 
     den = np.squeeze(np.asarray(preds[0] if len(preds) == 1 else np.stack(preds), dtype=np.float32))

@@ -359,7 +359,7 @@ def export_bmz(
     sp = "zyx"[-nd:]
     halos, mins = halo(model), min_input_shape(model)
     x = _test_input(model, image, axes)
-    y = model.predict(x[0], "C" + sp.upper(), tile=list(x.shape[2:]), device="cpu")[None].astype(np.float32)
+    y = model.predict(x[0], "C" + sp.upper(), tile=list(x.shape[2:]), device="cpu", tta=False)[None].astype(np.float32)
 
     low = np.asarray(model.config.low, dtype=np.float64)
     scale = np.asarray(model.config.high, dtype=np.float64) - low

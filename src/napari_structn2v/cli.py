@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 import numpy as np
 
 from . import __version__
-from .config import parse_duration
+from .config import TrainConfig, parse_duration
 from .errors import ConfigError, DataError, StructN2VError, StructN2VWarning
 
 #: exit status after Ctrl-C (128 + SIGINT), also when the model so far was saved
@@ -172,7 +173,7 @@ class _InterruptFlag:
         print("\ninterrupted: stopping after this step and saving the model so far (Ctrl-C again to abandon it)",
               file=sys.stderr, flush=True)
 
-    def __enter__(self) -> "_InterruptFlag":
+    def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -194,7 +195,6 @@ def _save_model(model, out: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig
     from .io import read_image
     from .masks import describe_mask
     from .training import TrainDone, TrainStep, Validation, train_iter
@@ -215,6 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         depth=args.depth,
         n2v2=args.n2v2,
         schedule=args.schedule,
+        z_net=args.z_net,
     )
     _check_train_outputs(args)
     images = [read_image(p) for p in args.images]
@@ -276,7 +277,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     axes = model.check_input(image, args.axes)
     t0 = time.perf_counter()
     result = None
-    events = model.predict_iter(image, axes, tile=args.tile, overlap=args.overlap, device=args.device, check=False)
+    events = model.predict_iter(
+        image, axes, tile=args.tile, overlap=args.overlap, device=args.device, tta=not args.no_tta, check=False
+    )
     for event in events:
         if isinstance(event, TileDone) and (event.index == event.total or event.index % max(1, event.total // 10) == 0):
             print(f"tile {event.index}/{event.total}", flush=True)
@@ -289,14 +292,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .config import TrainConfig
-    from .io import write_image
+    from .io import check_output, check_output_folder, write_image
     from .masks import box_mask
     from .noise import analyze_noise
     from .synthetic import make_sample
     from .training import train
-
-    from .io import check_output, check_output_folder
 
     cfg = TrainConfig(steps=args.steps, seed=args.seed, device=args.device)
     out = check_output_folder(args.out, option="--out")
@@ -382,16 +382,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dark", help="dark frame / pure noise used by --mask auto (ignored otherwise)")
     t.add_argument("--steps", type=int, default=None, help="optimiser steps (default 1500 without --time; with --time: no step limit)")
     t.add_argument("--time", help="wall-clock budget: 90, 90s, 3m, 1h, 1m30s (with --steps: whichever ends first)")
-    t.add_argument("--patch", type=int, default=64, help="YX patch side (default 64)")
-    t.add_argument("--patch-z", type=int, default=16, help="Z patch side for 3D (default 16)")
-    t.add_argument("--batch", type=int, default=16)
-    t.add_argument("--lr", type=float, default=4e-4)
-    t.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--val-fraction", type=float, default=0.1)
-    t.add_argument("--filters", type=int, default=16, help="base filters of the U-Net (default 16, doubling per level)")
-    t.add_argument("--depth", type=int, default=2)
+    d = TrainConfig()  # the defaults live in one place: TrainConfig
+    t.add_argument("--patch", type=int, default=d.patch_size, help=f"YX patch side (default {d.patch_size})")
+    t.add_argument("--patch-z", type=int, default=d.patch_size_z, help=f"Z patch side for 3D (default {d.patch_size_z})")
+    t.add_argument("--batch", type=int, default=d.batch_size, help=f"patches per step (default {d.batch_size})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    t.add_argument("--schedule", choices=("constant", "cosine"), default=d.schedule,
+                   help=f"learning-rate schedule over the budget (default {d.schedule})")
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    t.add_argument("--filters", type=int, default=d.base_filters,
+                   help=f"base filters of the U-Net (default {d.base_filters}, doubling per level)")
+    t.add_argument("--depth", type=int, default=d.depth)
+    t.add_argument("--z-net", choices=("auto", "2d", "3d"), default=d.z_net,
+                   help="data with Z: a 2D network over the slices or a 3D one (auto: 2D when the mask does not extend along Z)")
     t.add_argument("--n2v2", action="store_true", help="N2V2 variant (blur-pool, no top skip connection)")
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
@@ -406,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tile", type=int, default=256)
     r.add_argument("--overlap", type=int, help="tile overlap (default: from the receptive field)")
     r.add_argument("--device", default="auto")
+    r.add_argument("--no-tta", action="store_true", help="one pass instead of the mean over the flips that keep the "
+                   "mask's orientation (4x faster, about 0.3 dB worse)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the input)")
     r.set_defaults(func=cmd_predict)
 

@@ -1,7 +1,7 @@
 """Training data: percentile normalisation, validation split and random patch sampling."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

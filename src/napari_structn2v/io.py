@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Callable, Iterator, Mapping
+from typing import IO
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def read_image(path: str | Path) -> np.ndarray:
             import tifffile
 
             image = tifffile.imread(p)
-    except Exception as exc:  # noqa: BLE001 - one clear message for any unreadable file
+    except Exception as exc:
         raise DataError(f"cannot read {str(p)!r} as a TIFF or .npy image: {exc}") from exc
     if image.size == 0:
         raise DataError(f"{str(p)!r} holds an empty image (shape {image.shape})")

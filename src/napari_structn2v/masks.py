@@ -146,7 +146,7 @@ def load_mask(path: str | Path) -> np.ndarray:
             return parse_mask_spec(p.read_text().strip())
     except MaskError:
         raise
-    except Exception as exc:  # noqa: BLE001 - turned into one clear message
+    except Exception as exc:
         raise MaskError(f"cannot read mask file {str(p)!r}: {exc}") from exc
     return validate_mask(np.squeeze(arr) if np.ndim(arr) > 3 else arr)
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ class ModelConfig:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
+    def from_json(cls, text: str) -> ModelConfig:
         d = json.loads(text)
         if d.get("format") != FORMAT:
             raise ModelFileError("the file is not a napari-structn2v model (unknown format tag)")
@@ -201,7 +202,7 @@ class StructN2VModel:
         return write_atomic(path, lambda fh: torch.save(blob, fh))
 
     @classmethod
-    def load(cls, path: str | Path) -> "StructN2VModel":
+    def load(cls, path: str | Path) -> StructN2VModel:
         """Load a model file safely (``torch.load(weights_only=True)``: no pickled code runs)."""
         return load_model(path)
 
@@ -233,7 +234,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
             f"{str(path)!r} holds objects other than weights and settings; refusing to load it "
             "(loading could run code)"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
+    except Exception as exc:
         raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise ModelFileError(f"{str(path)!r} is not a napari-structn2v model file")
@@ -241,7 +242,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
         config = ModelConfig.from_json(blob["config"])
     except ModelFileError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelFileError(f"{str(path)!r} has a corrupt model config ({exc})") from exc
     net = UNet(config.architecture)
     try:

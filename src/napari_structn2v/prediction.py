@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Generator, Sequence
 
 import numpy as np
 import torch
@@ -136,7 +136,7 @@ def _forward_tta(net: torch.nn.Module, x: torch.Tensor, transforms: Sequence[tup
 def check_dtype(image: np.ndarray, what: str = "the image") -> None:
     """Refuse arrays that are not real numbers: bool, complex, strings, objects."""
     dt = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
-    if dt == bool:
+    if dt == np.bool_:
         raise DataError(f"{what} is boolean (a mask?), not intensities; convert it to numbers first if that is meant")
     if np.issubdtype(dt, np.complexfloating):
         raise DataError(
@@ -354,7 +354,7 @@ def predict_tiles(
                     crop.append(slice(c0 - i0, c1 - i0))
                 block = np.asarray(image[tuple(region_in)], dtype=np.float32)
                 # to (C, *S)
-                keep = [a for a in ax]
+                keep = list(ax)
                 block = np.transpose(block, [keep.index(a) for a in [a for a in ax if a in outer] + tile_order])
                 block = block.reshape(block.shape[len(outer):]) if outer else block
                 if "C" not in ax:

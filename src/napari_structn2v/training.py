@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generator, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,10 +19,10 @@ from .config import TrainConfig
 from .data import PatchSampler, check_patch, normalize, percentiles, prepare_arrays, split_validation
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
+from .io import check_output_folder
 from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
 from .model_io import StructN2VModel, new_model_config
-from .io import check_output_folder
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
 from .unet import UNet, UNetConfig
@@ -67,7 +67,7 @@ class TrainDone:
     step: int
 
 
-TrainEvent = Union[TrainStep, Validation, Preview, TrainDone]
+TrainEvent = TrainStep | Validation | Preview | TrainDone
 
 
 def _lr_factor(schedule: str, progress: float) -> float:

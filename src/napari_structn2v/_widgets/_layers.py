@@ -54,7 +54,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 # layer lookup ----------------------------------------------------------------
-def find_layer(viewer: "napari.Viewer", name: str) -> "napari.layers.Layer | None":
+def find_layer(viewer: napari.Viewer, name: str) -> napari.layers.Layer | None:
     """The layer called ``name``, or None."""
     for layer in viewer.layers:
         if layer.name == name:
@@ -62,7 +62,7 @@ def find_layer(viewer: "napari.Viewer", name: str) -> "napari.layers.Layer | Non
     return None
 
 
-def layer_array(layer: "napari.layers.Layer") -> np.ndarray:
+def layer_array(layer: napari.layers.Layer) -> np.ndarray:
     """The layer's data as a numpy array (level 0 of a multiscale image)."""
     data = layer.data
     if getattr(layer, "multiscale", False):
@@ -70,7 +70,7 @@ def layer_array(layer: "napari.layers.Layer") -> np.ndarray:
     return np.asarray(data)
 
 
-def layer_axes(layer: "napari.layers.Layer") -> str:
+def layer_axes(layer: napari.layers.Layer) -> str:
     """Axes of a layer: ``metadata['axes']`` when valid, else guessed from shape and rgb."""
     from ..axes import guess_axes, validate_axes
     from ..errors import StructN2VError
@@ -93,21 +93,21 @@ def layer_axes(layer: "napari.layers.Layer") -> str:
 HELPER_KEY = "napari_structn2v_helper"
 
 
-def is_helper(layer: "napari.layers.Layer") -> bool:
+def is_helper(layer: napari.layers.Layer) -> bool:
     """True for the plugin's display-only layers, which the layer pickers leave out."""
     meta = getattr(layer, "metadata", None)
     return isinstance(meta, dict) and bool(meta.get(HELPER_KEY))
 
 
 def add_or_update_image(
-    viewer: "napari.Viewer",
+    viewer: napari.Viewer,
     name: str,
     data: np.ndarray,
     *,
     keep_active: bool = True,
     helper: bool = True,
     **kwargs: Any,
-) -> "napari.layers.Image":
+) -> napari.layers.Image:
     """Update the image layer called ``name`` in place, or add it.
 
     Re-runs reuse the layer instead of duplicating it. ``kwargs`` (scale, translate, colormap,
@@ -137,7 +137,7 @@ def add_or_update_image(
 class _LayerWatcher:
     """Mixin: call ``self.refresh()`` whenever the viewer's layer list changes."""
 
-    def _watch(self, viewer: "napari.Viewer", kinds: Sequence[str]) -> None:
+    def _watch(self, viewer: napari.Viewer, kinds: Sequence[str]) -> None:
         self._viewer = viewer
         self._kinds = tuple(kinds)
         events = viewer.layers.events
@@ -149,7 +149,7 @@ class _LayerWatcher:
     def _on_layers_changed(self, event: Any = None) -> None:
         self.refresh()
 
-    def _matching(self) -> list["napari.layers.Layer"]:
+    def _matching(self) -> list[napari.layers.Layer]:
         return [
             layer
             for layer in self._viewer.layers
@@ -171,7 +171,7 @@ class LayerCombo(QComboBox, _LayerWatcher):
 
     def __init__(
         self,
-        viewer: "napari.Viewer",
+        viewer: napari.Viewer,
         kinds: Sequence[str] = ("image",),
         *,
         allow_none: bool = False,
@@ -203,7 +203,7 @@ class LayerCombo(QComboBox, _LayerWatcher):
         self.refresh()
         super().showPopup()
 
-    def layer(self) -> "napari.layers.Layer | None":
+    def layer(self) -> napari.layers.Layer | None:
         """The chosen layer, or None."""
         name = self.currentText()
         return find_layer(self._viewer, name) if name else None
@@ -222,7 +222,7 @@ class LayerChecklist(QListWidget, _LayerWatcher):
     selection_changed = Signal()
 
     def __init__(
-        self, viewer: "napari.Viewer", kinds: Sequence[str] = ("image",), parent: QWidget | None = None
+        self, viewer: napari.Viewer, kinds: Sequence[str] = ("image",), parent: QWidget | None = None
     ):
         super().__init__(parent)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -255,7 +255,7 @@ class LayerChecklist(QListWidget, _LayerWatcher):
             if self.item(i).checkState() == Qt.CheckState.Checked
         ]
 
-    def layers(self) -> list["napari.layers.Layer"]:
+    def layers(self) -> list[napari.layers.Layer]:
         """The checked layers."""
         found = (find_layer(self._viewer, n) for n in self.checked_names())
         return [layer for layer in found if layer is not None]

@@ -54,7 +54,7 @@ class StructN2VState:
     model: Any = None
 
 
-_STATES: "weakref.WeakKeyDictionary[Any, StructN2VState]" = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Any, StructN2VState] = weakref.WeakKeyDictionary()
 
 
 def _unwrap(viewer: Any) -> Any:
@@ -63,7 +63,7 @@ def _unwrap(viewer: Any) -> Any:
     return getattr(viewer, "__wrapped__", viewer)
 
 
-def get_state(viewer: "napari.Viewer") -> StructN2VState:
+def get_state(viewer: napari.Viewer) -> StructN2VState:
     """The state shared by the widgets docked in ``viewer`` (created on first use)."""
     key = _unwrap(viewer)
     state = _STATES.get(key)

@@ -21,9 +21,9 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import (
+    HELPER_KEY,
     describe_error,
     find_layer,
-    HELPER_KEY,
     install_scroll_layout,
     notify_error,
     notify_warning,
@@ -108,7 +108,7 @@ class BlindMaskWidget(CleanupMixin, QWidget):
     and masks set elsewhere (e.g. "Suggest mask") are shown here.
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)

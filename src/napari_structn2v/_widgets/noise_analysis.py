@@ -20,18 +20,18 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import (
+    HELPER_KEY,
     LayerCombo,
     add_or_update_image,
-    install_scroll_layout,
     describe_error,
     find_layer,
+    install_scroll_layout,
     layer_array,
     layer_axes,
     notify_error,
     notify_info,
     notify_warning,
 )
-from ._layers import HELPER_KEY
 from ._plot import LinePlot
 from ._state import get_state
 from ._worker import CleanupMixin, Failed, detach_worker, start_generator_worker
@@ -76,7 +76,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
     suggested blind mask to the shared state.
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)

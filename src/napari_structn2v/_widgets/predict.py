@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from superqt.utils import qthrottled
 from qtpy.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -20,19 +20,20 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
+from ._devices import DeviceCombo
 from ._layers import (
-    install_scroll_layout,
     LayerCombo,
     describe_error,
     find_layer,
+    install_scroll_layout,
     layer_array,
     layer_axes,
     notify_error,
     notify_info,
     notify_warning,
 )
-from ._devices import DeviceCombo
 from ._state import get_state
 from ._worker import (
     CleanupMixin,
@@ -63,11 +64,11 @@ def _run_export(model, path, image, axes, overwrite):
     yield export_bmz(model, path, image=image, axes=axes, overwrite=overwrite)
 
 
-def _run_prediction(model, image, axes, tile, overlap, device, should_stop):
+def _run_prediction(model, image, axes, tile, overlap, device, tta, should_stop):
     """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out."""
     return (
         yield from model.predict_iter(
-            image, axes, tile=tile, overlap=overlap, device=device, should_stop=should_stop, check=False
+            image, axes, tile=tile, overlap=overlap, device=device, tta=tta, should_stop=should_stop, check=False
         )
     )
 
@@ -79,7 +80,7 @@ class PredictWidget(CleanupMixin, QWidget):
     and translate and filled as tiles finish; re-runs reuse it.
     """
 
-    def __init__(self, napari_viewer: "napari.Viewer", parent: QWidget | None = None):
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)
@@ -92,6 +93,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self._refresh_view = qthrottled(self._show_progress, timeout=REFRESH_MS, leading=True, parent=self)
         self._activity: Any = None  # a napari.utils.progress in the activity dock while a run lasts
         self._started_at = 0.0
+        self._streaming = False
         self.tiles_done = 0
         self.tiles_total = 0
         self.tiles_per_s: float | None = None
@@ -117,6 +119,9 @@ class PredictWidget(CleanupMixin, QWidget):
         self.overlap.setSpecialValueText("auto")
         self.overlap.setToolTip("Overlap between tiles in pixels; auto: the network's receptive field")
         self.device = DeviceCombo(warm_training=False)
+        self.tta = QCheckBox("Average flips (better, 4x slower)")
+        self.tta.setChecked(True)
+        self.tta.setToolTip("Mean over the flips that keep the blind mask's orientation: about +0.3 dB on the benchmarks")
         self.predict_button = QPushButton("Predict")
         self.stop_button = QPushButton("Stop")
         self.progress = QProgressBar()
@@ -133,6 +138,7 @@ class PredictWidget(CleanupMixin, QWidget):
         form.addRow("Tile", self.tile)
         form.addRow("Overlap", self.overlap)
         form.addRow("Device", self.device)
+        form.addRow("", self.tta)
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.stop_button)
@@ -281,9 +287,7 @@ class PredictWidget(CleanupMixin, QWidget):
     # run --------------------------------------------------------------------------------
     def start(self) -> Any:
         """Start predicting the chosen layer; returns the worker or None on error."""
-        from ..errors import StructN2VError
-
-        from ..errors import StructN2VWarning
+        from ..errors import StructN2VError, StructN2VWarning
 
         if self.running:
             notify_warning("Prediction is already running; stop it first.")
@@ -313,6 +317,7 @@ class PredictWidget(CleanupMixin, QWidget):
         self.tiles_per_s = None
         self.stopped = None
         self._started_at = time.perf_counter()
+        self._streaming = True
         self.progress.setRange(0, 0)
         self.status.setText("Starting…")
         reserve_ui_core()
@@ -324,6 +329,7 @@ class PredictWidget(CleanupMixin, QWidget):
             self.tile.value(),
             None if overlap < 0 else overlap,
             self.device.currentText(),
+            self.tta.isChecked(),
             self._stop,
             on_event=self._on_event,
             on_finished=self._on_finished,
@@ -396,6 +402,7 @@ class PredictWidget(CleanupMixin, QWidget):
         elif isinstance(event, PredictDone):
             self._refresh_view.cancel()
             self._show_progress()
+            self._streaming = False
             self.stopped = event.stopped
             elapsed = max(time.perf_counter() - self._started_at, 1e-9)
             self.tiles_per_s = self.tiles_done / elapsed
@@ -412,6 +419,7 @@ class PredictWidget(CleanupMixin, QWidget):
                 f"({self.tiles_per_s:.1f} tiles/s)"
             )
         elif isinstance(event, Failed):
+            self._streaming = False
             notify_error(f"Prediction failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
 
@@ -422,7 +430,8 @@ class PredictWidget(CleanupMixin, QWidget):
         elapsed = max(time.perf_counter() - self._started_at, 1e-9)
         self.progress.setRange(0, max(1, self.tiles_total))
         self.progress.setValue(self.tiles_done)
-        self.status.setText(f"tile {self.tiles_done}/{self.tiles_total} · {self.tiles_done / elapsed:.1f} tiles/s")
+        if self._streaming:  # a throttled call can land after the final Done/Stopped/Failed text
+            self.status.setText(f"tile {self.tiles_done}/{self.tiles_total} · {self.tiles_done / elapsed:.1f} tiles/s")
 
     def _close_activity(self) -> None:
         if self._activity is not None:
@@ -431,6 +440,7 @@ class PredictWidget(CleanupMixin, QWidget):
 
     @guard_slot
     def _on_error(self, exc: BaseException) -> None:
+        self._streaming = False
         notify_error(f"Prediction failed: {describe_error(exc)}")
         self.status.setText(f"Failed: {describe_error(exc)}")
 
