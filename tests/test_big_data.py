@@ -85,3 +85,105 @@ def test_lazy_checks_find_nan_and_bad_out_shape(tmp_path):
     model = _model()
     with pytest.raises(DataError, match="output array has shape"):
         model.predict(np.zeros((32, 32), np.float32), tta=False, out=np.zeros((32, 31), np.float32))
+
+
+# -- 2. files: OME-Zarr, memory maps, streaming writers, the CLI -----------------------------------
+def test_tif_zarr_round_trip_keeps_axes_and_scale(tmp_path):
+    pytest.importorskip("zarr")
+    from napari_structn2v import io
+
+    img = np.random.default_rng(2).random((2, 3, 20, 30)).astype(np.float32)
+    io.write_image(tmp_path / "a.tif", img, axes="TZYX")
+    opened = io.open_image(tmp_path / "a.tif")
+    assert opened.axes == "TZYX"
+    io.write_image(tmp_path / "b.ome.zarr", opened.data, axes=opened.axes, scale=(1, 2.0, 0.5, 0.5))
+    z = io.open_image(tmp_path / "b.ome.zarr")
+    assert not isinstance(z.data, np.ndarray)  # lazy
+    assert z.axes == "TZYX" and z.scale == (1.0, 2.0, 0.5, 0.5)
+    np.testing.assert_array_equal(z.data[:], img)
+    io.write_image(tmp_path / "c.tif", z.data, axes=z.axes)
+    back = io.open_image(tmp_path / "c.tif")
+    assert back.axes == "TZYX"
+    np.testing.assert_array_equal(back.data, img)
+    assert not list(tmp_path.glob(".*part*"))  # no temporary files left
+
+
+def test_big_files_are_memory_mapped(tmp_path, monkeypatch):
+    from napari_structn2v import io
+
+    img = np.arange(2 * 40 * 50, dtype=np.float32).reshape(2, 40, 50)
+    io.write_image(tmp_path / "a.tif", img, axes="ZYX")
+    io.write_image(tmp_path / "a.npy", img)
+    assert type(io.read_image(tmp_path / "a.tif")) is np.ndarray  # small: read as before
+    monkeypatch.setattr(io, "MEMMAP_BYTES", 0)
+    for name in ("a.tif", "a.npy"):
+        data = io.read_image(tmp_path / name)
+        assert isinstance(data, np.memmap) and not data.flags.writeable
+        np.testing.assert_array_equal(data, img)
+
+
+def test_streaming_writer_is_atomic(tmp_path):
+    pytest.importorskip("zarr")
+    from napari_structn2v import io
+
+    io.write_image(tmp_path / "old.zarr", np.ones((8, 8)), axes="YX")
+    with pytest.raises(RuntimeError), io.open_output(tmp_path / "old.zarr", (8, 8), axes="YX") as out:
+        out[:4] = 5.0
+        raise RuntimeError("interrupted")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "old.zarr")[:], 1.0)  # the old store is intact
+    with io.open_output(tmp_path / "old.zarr", (8, 8), axes="YX") as out:
+        out[:] = 2.0
+    np.testing.assert_array_equal(io.read_image(tmp_path / "old.zarr")[:], 2.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.zarr"]
+
+
+def _model_file(tmp_path):
+    path = tmp_path / "m.pt"
+    _model().save(path)
+    return path
+
+
+def test_cli_predicts_tif_to_zarr_and_back(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from napari_structn2v import io
+    from napari_structn2v.cli import main
+
+    model = _model_file(tmp_path)
+    img = (np.random.default_rng(3).random((2, 40, 50)) * 2).astype(np.float32)
+    io.write_image(tmp_path / "in.tif", img, axes="SYX")
+    assert main(["predict", str(model), str(tmp_path / "in.tif"), "--out", str(tmp_path / "o.ome.zarr"), "--no-tta"]) == 0
+    z = io.open_image(tmp_path / "o.ome.zarr")
+    assert z.axes == "SYX"  # taken from the TIFF's metadata, kept in the OME-Zarr
+    expected = _model().predict(img, "SYX", tta=False)
+    np.testing.assert_allclose(z.data[:], expected, atol=1e-6)
+    assert main(["predict", str(model), str(tmp_path / "o.ome.zarr"), "--out", str(tmp_path / "o2.tif"), "--no-tta"]) == 0
+    assert io.open_image(tmp_path / "o2.tif").axes == "SYX"
+    # never replaced without --overwrite, and a folder that is not a zarr store never at all
+    assert main(["predict", str(model), str(tmp_path / "in.tif"), "--out", str(tmp_path / "o.ome.zarr")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    (tmp_path / "plain.zarr").mkdir()
+    (tmp_path / "plain.zarr" / "keep.txt").write_text("x")
+    assert main(["predict", str(model), str(tmp_path / "in.tif"), "--out", str(tmp_path / "plain.zarr"), "--overwrite"]) == 2
+    assert "not a zarr store" in capsys.readouterr().err and (tmp_path / "plain.zarr" / "keep.txt").exists()
+
+
+def test_cli_many_inputs_out_dir_folders_and_globs(tmp_path, capsys):
+    from napari_structn2v import io
+    from napari_structn2v.cli import main
+
+    model = _model_file(tmp_path)
+    raw = tmp_path / "raw"
+    rng = np.random.default_rng(4)
+    for name in ("a.tif", "b.tif", "c.npy"):
+        io.write_image(raw / name, rng.random((32, 40)).astype(np.float32), axes="YX")
+    assert main(["predict", str(model), str(raw / "*.tif"), str(raw / "c.npy"), "--out-dir", str(tmp_path / "o1"), "--no-tta"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a.tif", "b.tif", "c.npy"]
+    assert main(["predict", str(model), str(raw), "--out-dir", str(tmp_path / "o2"), "--no-tta"]) == 0
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a.tif", "b.tif", "c.npy"]
+    capsys.readouterr()
+    assert main(["predict", str(model), str(raw), "--out", str(tmp_path / "x.tif")]) == 2
+    assert "use --out-dir" in capsys.readouterr().err
+    assert main(["predict", str(model), str(raw), "--out-dir", str(raw)]) == 2  # over the inputs themselves
+    assert "is the input image" in capsys.readouterr().err
+    assert main(["predict", str(model), str(tmp_path / "none*.tif"), "--out-dir", str(tmp_path / "o3")]) == 2
+    assert "no images match" in capsys.readouterr().err
