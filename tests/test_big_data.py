@@ -246,3 +246,49 @@ def test_lazy_image_view_matches_to_internal():
         np.testing.assert_array_equal(view[1, :, 1:4], expected[1, :, 1:4])
         cropped = view.crop_axis(view.ndim - 2, 2, 5)
         np.testing.assert_array_equal(cropped[:, 1], expected[:, 1, ..., 2:5, :])
+
+
+# -- 4. dask: predict_dask, a LocalCluster, --cluster ---------------------------------------------
+def test_predict_dask_equals_tiled_prediction():
+    pytest.importorskip("dask.array")
+    from napari_structn2v import predict_dask
+
+    model = _model()
+    img = (np.random.default_rng(8).random((2, 150, 170)) * 2).astype(np.float32)
+    expected = model.predict(img, "SYX", tile=64, tta=True)
+    result = predict_dask(model, img, "SYX", tile=64, tta=True)
+    assert result.numblocks[1] > 1 and result.numblocks[2] > 1  # really several blocks with halos
+    got = result.compute(scheduler="threads")
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.fixture
+def local_cluster():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_predict_dask_on_a_local_cluster_and_the_cli(local_cluster, tmp_path, capsys):
+    pytest.importorskip("zarr")
+    from napari_structn2v import io, predict_dask
+    from napari_structn2v.cli import main
+
+    model = _model()
+    img = (np.random.default_rng(9).random((2, 100, 120)) * 2).astype(np.float32)
+    expected = model.predict(img, "SYX", tile=64, tta=False)
+    got = local_cluster.compute(predict_dask(model, img, "SYX", tile=64, tta=False)).result()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    io.write_image(tmp_path / "in.ome.zarr", img, axes="SYX")
+    path = _model_file(tmp_path)
+    address = local_cluster.scheduler.address
+    argv = ["predict", str(path), str(tmp_path / "in.ome.zarr"), "--out", str(tmp_path / "out.zarr"), "--tile", "64", "--no-tta"]
+    assert main([*argv, "--cluster", address]) == 0
+    np.testing.assert_allclose(io.read_image(tmp_path / "out.zarr")[:], expected, atol=1e-5)
+    assert "block" in capsys.readouterr().out
+    assert main([*argv[:3], "--out", str(tmp_path / "x.zarr"), "--cluster", "local:zero"]) == 2
+    assert "--cluster local:N needs a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "x.zarr").exists()

@@ -42,6 +42,7 @@ OPTION_OF = {
     "tile": "--tile",
     "overlap": "--overlap",
     "max_lag": "--max-lag",
+    "cluster": "--cluster",
 }
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
