@@ -36,8 +36,8 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bmz import export_bmz
-    from .distributed import predict_dask
     from .config import TrainConfig
+    from .distributed import predict_dask
     from .errors import StructN2VError
     from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
     from .model_io import StructN2VModel, load_model

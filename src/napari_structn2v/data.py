@@ -156,7 +156,7 @@ def _prepare_lazy(img, ax: str, i: int, z_as_sample: bool) -> LazyImage:
     if len(img.shape) != len(ax):
         raise DataError(f"image {i + 1} has {len(img.shape)} dimensions {tuple(img.shape)} but axes {ax!r} have {len(ax)}")
     dt = np.dtype(img.dtype)
-    if not np.issubdtype(dt, np.number) or dt == bool or np.issubdtype(dt, np.complexfloating):
+    if not np.issubdtype(dt, np.number) or dt == np.bool_ or np.issubdtype(dt, np.complexfloating):
         raise DataError(f"image {i + 1} is not real-valued numbers (dtype {dt})")
     if int(np.prod(img.shape)) == 0:
         raise DataError(f"image {i + 1} is empty (shape {tuple(img.shape)})")
