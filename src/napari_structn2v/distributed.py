@@ -10,7 +10,6 @@ dask (and ``distributed`` for :func:`connect`) are optional: the ``big`` extra.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -32,12 +31,10 @@ def _import_dask():
 def halo(model: Any, overlap: int | Sequence[int] | None = None) -> tuple[int, ...]:
     """Context margin per spatial axis of the network: the receptive-field radius (or half of
     ``overlap``) rounded up to the pooling multiple, as in tiled prediction."""
+    from .prediction import tile_geometry
+
     arch = model.config.architecture
-    mult, radius = arch.multiple, arch.receptive_radius()
-    if overlap is None:
-        return tuple(int(math.ceil(r / m) * m) for r, m in zip(radius, mult))
-    ov = (int(overlap),) * len(mult) if np.isscalar(overlap) else tuple(int(o) for o in overlap)
-    return tuple(int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, mult))
+    return tuple(tile_geometry(arch.receptive_radius(), arch.multiple, 1, overlap)[0])
 
 
 def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool, device: str) -> np.ndarray:
@@ -97,22 +94,17 @@ def predict_dask(
         ``Client``); it equals ``model.predict(array, axes, tile=tile, ...)`` to float rounding.
     """
     dask, da = _import_dask()
-    from .prediction import _axis_tiles, resolve_axes
+    from .prediction import _axis_tiles, resolve_axes, tile_geometry
 
     arch = model.config.architecture
     if check:
         ax = model.check_input(array, axes)
     else:
         ax = resolve_axes(len(array.shape), model.axes, axes, arch.spatial_ndim, arch.in_channels)
-    margins = halo(model, overlap)
+    margins, tiles = tile_geometry(arch.receptive_radius(), arch.multiple, tile, overlap)
+    margins = tuple(margins)
     nd = arch.spatial_ndim
     sp = spatial_axes(ax)[-nd:]
-    if np.isscalar(tile):
-        tiles = [int(tile)] * nd
-        if nd == 3:
-            tiles[0] = min(int(tile), 32 + 2 * margins[0])
-    else:
-        tiles = [int(t) for t in tile]
     chunks = []
     for a, size in zip(ax, array.shape):
         if a in sp:

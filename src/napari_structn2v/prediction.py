@@ -288,6 +288,29 @@ def _check_tiling(tile, overlap, nd: int) -> None:
                 raise ConfigError(name, f"must be {'a positive' if lo else 'a non-negative'} integer, got {value!r}")
 
 
+def tile_geometry(
+    radius: Sequence[int], multiple: Sequence[int], tile: int | Sequence[int], overlap: int | Sequence[int] | None
+) -> tuple[list[int], list[int]]:
+    """Context margin and tile side per spatial axis.
+
+    Margins are the receptive-field ``radius`` (or half the ``overlap``) rounded up to the pooling
+    ``multiple``; an int ``tile`` is used for Y and X, and for Z capped at 32 + twice the margin.
+    """
+    nd = len(radius)
+    if overlap is None:
+        margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
+    else:
+        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
+        margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
+    if np.isscalar(tile):
+        tiles = [int(tile)] * nd
+        if nd == 3:
+            tiles[0] = min(int(tile), 32 + 2 * margins[0])
+    else:
+        tiles = [int(t) for t in tile]
+    return margins, tiles
+
+
 def predict_tiles(
     net: torch.nn.Module,
     image: np.ndarray,
@@ -347,18 +370,7 @@ def predict_tiles(
     n_ch = image.shape[ax.index("C")] if "C" in ax else 1
     if n_ch != len(low):
         raise DataError(f"the model expects {len(low)} channel(s), the image has {n_ch}")
-    # margins (context) per axis, multiples of the pooling multiple
-    if overlap is None:
-        margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
-    else:
-        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
-        margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
-    if np.isscalar(tile):
-        tiles = [int(tile)] * nd
-        if nd == 3:
-            tiles[0] = min(int(tile), 32 + 2 * margins[0])
-    else:
-        tiles = [int(t) for t in tile]
+    margins, tiles = tile_geometry(radius, multiple, tile, overlap)
     for i, (t, m, mult) in enumerate(zip(tiles, margins, multiple)):
         if t < 2 * m + mult:
             raise DataError(
