@@ -29,6 +29,7 @@ _LAZY = {
     "load_model": "model_io",
     "StructN2VError": "errors",
     "export_bmz": "bmz",
+    "predict_dask": "distributed",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -36,6 +37,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # pragma: no cover
     from .bmz import export_bmz
     from .config import TrainConfig
+    from .distributed import predict_dask
     from .errors import StructN2VError
     from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
     from .model_io import StructN2VModel, load_model

@@ -42,9 +42,10 @@ OPTION_OF = {
     "tile": "--tile",
     "overlap": "--overlap",
     "max_lag": "--max-lag",
+    "cluster": "--cluster",
 }
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,32 +264,104 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from .io import check_output, read_image, write_image
-    from .model_io import load_model
-    from .prediction import PredictDone, TileDone
+def _expand_inputs(patterns: Sequence[str]) -> list[Path]:
+    """Input paths from files, folders (their images, sorted) and globs (``'raw/*.tif'``)."""
+    import glob
 
-    check_output(
-        args.out, option="--out", overwrite=args.overwrite, inputs={"the input image": args.input},
-        protected={"the model file": args.model}, suffixes=IMAGE_SUFFIXES,
-    )
+    from .io import image_format
+
+    found: list[Path] = []
+    for text in patterns:
+        p = Path(text)
+        if p.is_dir() and image_format(p) != "zarr":
+            items = sorted(q for q in p.iterdir() if image_format(q) and not q.name.startswith("."))
+            if not items:
+                raise DataError(f"the folder {text!r} holds no images (.tif, .tiff, .npy, .zarr)")
+            found += items
+        elif not p.exists() and glob.has_magic(text):
+            items = sorted(Path(q) for q in glob.glob(text) if image_format(q))
+            if not items:
+                raise DataError(f"no images match {text!r}")
+            found += items
+        else:
+            found.append(p)  # a missing file is reported by open_image, naming it
+    return list(dict.fromkeys(found))
+
+
+def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
+    """One checked output per input (--out for one input, --out-dir DIR/<input name> for many)."""
+    from .io import check_output, check_output_folder
+
+    if args.out is not None:
+        if len(inputs) != 1:
+            raise DataError(f"--out names one output but {len(inputs)} inputs were given; use --out-dir for several")
+        targets = [Path(args.out)]
+    else:
+        folder = check_output_folder(args.out_dir, option="--out-dir")
+        targets = [folder / p.name for p in inputs]
+        twice = sorted({t.name for t in targets if targets.count(t) > 1})
+        if twice:
+            raise DataError(f"several inputs are named {twice[0]!r}; they would overwrite each other in --out-dir")
+    option = "--out" if args.out is not None else "--out-dir file"
+    for src, dst in zip(inputs, targets):
+        check_output(
+            dst, option=option, overwrite=args.overwrite, inputs={"the input image": src},
+            protected={"the model file": args.model, **{f"the input image {str(q)!r}": q for q in inputs if q != src}},
+            suffixes=IMAGE_SUFFIXES,
+        )
+    return targets
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .model_io import load_model
+
+    inputs = _expand_inputs(args.inputs)
+    targets = _predict_targets(args, inputs)
     model = load_model(args.model)
-    image = read_image(args.input)
-    axes = model.check_input(image, args.axes)
-    t0 = time.perf_counter()
-    result = None
-    events = model.predict_iter(
-        image, axes, tile=args.tile, overlap=args.overlap, device=args.device, tta=not args.no_tta, check=False
-    )
-    for event in events:
-        if isinstance(event, TileDone) and (event.index == event.total or event.index % max(1, event.total // 10) == 0):
-            print(f"tile {event.index}/{event.total}", flush=True)
-        elif isinstance(event, PredictDone):
-            result = event.image
-    dt = time.perf_counter() - t0
-    write_image(args.out, result, axes=axes)
-    print(f"denoised {image.shape} (axes {axes}) in {dt:.1f}s ({image.size / dt / 1e6:.2f} MPix/s); written to {args.out}")
+    client = None
+    if args.cluster:
+        from .distributed import connect
+
+        client = connect(args.cluster)
+    try:
+        for src, dst in zip(inputs, targets):
+            _predict_one(model, src, dst, args, client)
+    finally:
+        if client is not None:
+            client.close()
     return 0
+
+
+def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client) -> None:
+    """Denoise one input file into ``dst``, streaming tile by tile (or block by block on a cluster)."""
+    from .io import open_image, open_output
+    from .prediction import TileDone
+
+    opened = open_image(src)
+    image = opened.data
+    axes = args.axes
+    if axes is None and opened.axes is not None and len(opened.axes) == image.ndim:
+        axes = opened.axes  # the file says which axes it has (OME-Zarr, our TIFFs)
+    axes = model.check_input(image, axes)
+    t0 = time.perf_counter()
+    with open_output(dst, image.shape, axes=axes, scale=opened.scale) as out:
+        if client is not None:
+            from .distributed import predict_on_cluster
+
+            for done, total in predict_on_cluster(model, image, axes, out, client, tile=args.tile, overlap=args.overlap,
+                                                  tta=not args.no_tta):
+                if done == total or done % max(1, total // 10) == 0:
+                    print(f"block {done}/{total}", flush=True)
+        else:
+            events = model.predict_iter(
+                image, axes, tile=args.tile, overlap=args.overlap, device=args.device, tta=not args.no_tta, check=False, out=out
+            )
+            for event in events:
+                if isinstance(event, TileDone) and (event.index == event.total or event.index % max(1, event.total // 10) == 0):
+                    print(f"tile {event.index}/{event.total}", flush=True)
+    dt = time.perf_counter() - t0
+    size = int(np.prod(image.shape))
+    print(f"denoised {tuple(image.shape)} (axes {axes}) in {dt:.1f}s ({size / dt / 1e6:.2f} MPix/s); written to {dst}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -403,17 +476,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the --resume model)")
     t.set_defaults(func=cmd_train)
 
-    r = sub.add_parser("predict", help="denoise an image with a trained model")
+    r = sub.add_parser("predict", help="denoise images with a trained model (streamed tile by tile)")
     r.add_argument("model")
-    r.add_argument("input")
-    r.add_argument("--out", required=True, help="denoised image to write (.tif, .tiff or .npy)")
+    r.add_argument("inputs", nargs="+", metavar="input",
+                   help="image(s): .tif, .tiff, .npy, .zarr or .ome.zarr files, folders of them, or globs ('raw/*.tif')")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="denoised image to write for one input (.tif, .tiff, .npy, .zarr or .ome.zarr)")
+    where.add_argument("--out-dir", help="folder for the denoised images of several inputs (same names as the inputs)")
+    r.add_argument("--cluster", help="predict with dask: local:N (a LocalCluster of N workers) or tcp://HOST:PORT "
+                   "(an existing dask scheduler); needs the big extra")
     r.add_argument("--axes", help="axes of INPUT (default: the model's, adapted)")
     r.add_argument("--tile", type=int, default=256)
     r.add_argument("--overlap", type=int, help="tile overlap (default: from the receptive field)")
     r.add_argument("--device", default="auto")
     r.add_argument("--no-tta", action="store_true", help="one pass instead of the mean over the flips that keep the "
                    "mask's orientation (4x faster, about 0.3 dB worse)")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the input)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing output (even the input)")
     r.set_defaults(func=cmd_predict)
 
     b = sub.add_parser("export-bmz", help="write a model as a BioImage Model Zoo package (bioimage.io, .zip)")

@@ -1,47 +1,157 @@
 """Image file input/output with clear errors, and safe output files.
 
-Reading: TIFF (``.tif``/``.tiff``) and ``.npy``. Writing: the same two formats, chosen by the
-extension (anything else is refused), always atomically: the data go to a temporary file in the
-destination folder, which then replaces the destination in one ``os.replace``; an interrupted or
-failed write leaves the old file as it was. :func:`check_output` checks a destination before any
-long work starts, so a run never ends with nowhere to put its result.
+Reading: TIFF (``.tif``/``.tiff``), ``.npy`` and zarr / OME-Zarr (``.zarr``/``.ome.zarr``, read
+lazily, axes from the OME metadata); large TIFFs and ``.npy`` files are memory-mapped where their
+layout allows. Writing: the same formats, chosen by the extension (anything else is refused),
+always atomically: the data go to a temporary file (a temporary folder for zarr) in the destination
+folder, which then replaces the destination in one ``os.replace``; an interrupted or failed write
+leaves the old file as it was. :func:`open_output` streams a result into such a temporary file
+piece by piece (TIFF and ``.npy`` as memory maps, BigTIFF above 4 GB; zarr chunk by chunk).
+:func:`check_output` checks a destination before any long work starts, so a run never ends with
+nowhere to put its result.
+
+zarr is optional (the ``big`` extra) and imported only when a ``.zarr`` path is used. OME-Zarr is
+written as version 0.4 (zarr format 2 on disk, which every OME-Zarr reader understands), one
+resolution level ``0`` with ``axes`` and a ``scale`` transformation.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from .errors import DataError, OutputError
 
 #: extensions write_image understands, with their format
-IMAGE_FORMATS = {".tif": "tiff", ".tiff": "tiff", ".npy": "npy"}
+IMAGE_FORMATS = {".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".zarr": "zarr"}
+#: files at least this large are memory-mapped (TIFF, .npy) instead of read whole; smaller ones
+#: are read into memory as before (faster to use, and writable)
+MEMMAP_BYTES = 256 << 20
+#: TIFFs whose data pass 4 GB - 32 MB (room for the tags) are written as BigTIFF
+BIGTIFF_BYTES = 2**32 - 2**25
+#: OME-NGFF axis names <-> our letters (``s`` for samples is not an NGFF name but is allowed as custom)
+_OME_NAME = {"T": "t", "C": "c", "Z": "z", "Y": "y", "X": "x", "S": "s"}
+_OME_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read a TIFF (``.tif``/``.tiff``) or ``.npy`` image; errors name the file and the problem."""
+def image_format(path: str | Path) -> str | None:
+    """``"tiff"``, ``"npy"``, ``"zarr"`` (also for ``.ome.zarr``) or None, from the extension."""
+    return IMAGE_FORMATS.get(Path(path).suffix.lower())
+
+
+@dataclass(frozen=True)
+class OpenedImage:
+    """An image opened by :func:`open_image`: ``data`` (numpy, memmap or a lazy zarr array),
+    ``axes`` from the file's metadata (None if it has none) and the per-axis ``scale``."""
+
+    data: Any
+    axes: str | None = None
+    scale: tuple[float, ...] | None = None
+
+
+def _import_zarr():
+    try:
+        import zarr
+    except ImportError as exc:
+        raise DataError("reading or writing .zarr needs the zarr package: pip install 'napari-structn2v[big]'") from exc
+    return zarr
+
+
+def open_image(path: str | Path) -> OpenedImage:
+    """Open an image without loading it where the format allows.
+
+    ``.zarr``/``.ome.zarr``: a lazy zarr array (the first resolution level of an OME-Zarr image)
+    with the axes and scale of its OME metadata. TIFF and ``.npy`` of at least
+    :data:`MEMMAP_BYTES`: a read-only memory map (TIFF: when uncompressed and contiguous; else a
+    lazy zarr view through ``tifffile.aszarr`` if zarr is installed, else read whole). Errors name
+    the file and the problem (:class:`DataError`).
+    """
     p = Path(path)
     if not p.exists():
         raise DataError(f"image file {str(p)!r} does not exist")
-    if p.is_dir():
+    fmt = image_format(p)
+    if p.is_dir() and fmt != "zarr":
         raise DataError(f"{str(p)!r} is a folder, not an image file")
     try:
-        if p.suffix.lower() == ".npy":
-            image = np.load(p, allow_pickle=False)
+        if fmt == "zarr":
+            opened = _open_zarr(p)
+        elif fmt == "npy":
+            big = p.stat().st_size >= MEMMAP_BYTES
+            opened = OpenedImage(np.load(p, allow_pickle=False, mmap_mode="r" if big else None))
         else:
-            import tifffile
-
-            image = tifffile.imread(p)
+            opened = _open_tiff(p)
+    except DataError:
+        raise
     except Exception as exc:
-        raise DataError(f"cannot read {str(p)!r} as a TIFF or .npy image: {exc}") from exc
-    if image.size == 0:
-        raise DataError(f"{str(p)!r} holds an empty image (shape {image.shape})")
-    return image
+        kind = {"zarr": "a zarr / OME-Zarr", "npy": "a .npy"}.get(fmt or "", "a TIFF")
+        raise DataError(f"cannot read {str(p)!r} as {kind} image: {exc}") from exc
+    if int(np.prod(opened.data.shape)) == 0:
+        raise DataError(f"{str(p)!r} holds an empty image (shape {tuple(opened.data.shape)})")
+    if opened.axes is not None and len(opened.axes) != len(opened.data.shape):
+        opened = OpenedImage(opened.data, None, None)  # metadata that do not fit are ignored
+    return opened
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a TIFF (``.tif``/``.tiff``), ``.npy`` or zarr/OME-Zarr image; errors name the file and
+    the problem. Large files come back lazy (see :func:`open_image`), small ones as arrays."""
+    return open_image(path).data
+
+
+def _open_tiff(p: Path) -> OpenedImage:
+    import tifffile
+
+    with tifffile.TiffFile(p) as tif:
+        meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
+        axes = meta.get("axes") if isinstance(meta, dict) else None
+        axes = axes.upper() if isinstance(axes, str) and set(axes.upper()) <= set("STCZYX") else None
+    if p.stat().st_size >= MEMMAP_BYTES:
+        with contextlib.suppress(ValueError):  # compressed or scattered strips cannot be mapped
+            return OpenedImage(tifffile.memmap(p, mode="r"), axes)
+        with contextlib.suppress(ImportError):
+            import zarr
+
+            return OpenedImage(zarr.open(tifffile.imread(p, aszarr=True), mode="r"), axes)
+    return OpenedImage(tifffile.imread(p), axes)
+
+
+def _ome_multiscales(attrs: Mapping) -> list | None:
+    ms = attrs.get("multiscales")
+    if ms is None and isinstance(attrs.get("ome"), Mapping):  # OME-Zarr 0.5 nests it under "ome"
+        ms = attrs["ome"].get("multiscales")
+    return ms if isinstance(ms, list) and ms else None
+
+
+def _open_zarr(p: Path) -> OpenedImage:
+    zarr = _import_zarr()
+    node = zarr.open(str(p), mode="r")
+    if hasattr(node, "shape"):  # a plain zarr array
+        axes = node.attrs.get("axes")
+        return OpenedImage(node, axes.upper() if isinstance(axes, str) else None)
+    ms = _ome_multiscales(node.attrs)
+    if ms is None:
+        arrays = sorted(name for name, _ in node.arrays())
+        if len(arrays) != 1:
+            raise DataError(f"{str(p)!r} is a zarr group without OME multiscales metadata and holds {len(arrays)} arrays, not one")
+        return OpenedImage(node[arrays[0]])
+    first = ms[0]["datasets"][0]
+    data = node[first["path"]]
+    letters = {v: k for k, v in _OME_NAME.items()}
+    names = [a["name"] if isinstance(a, Mapping) else str(a) for a in ms[0].get("axes", [])]
+    axes = "".join(letters.get(n.lower(), "?") for n in names)
+    axes = axes if "?" not in axes and axes else None
+    scale = None
+    for tr in first.get("coordinateTransformations", []):
+        if tr.get("type") == "scale":
+            scale = tuple(float(v) for v in tr["scale"])
+    return OpenedImage(data, axes, scale)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -85,7 +195,10 @@ def check_output(
     p = Path(path)
     if str(path).strip() == "":
         raise OutputError(f"{option} is empty; give a file name")
-    if p.is_dir():
+    zarr_out = image_format(p) == "zarr" and (suffixes is None or ".zarr" in suffixes)
+    if p.is_dir() and zarr_out and not any((p / n).exists() for n in (".zgroup", ".zarray", "zarr.json")):
+        raise OutputError(f"{option} {str(p)!r} is a folder but not a zarr store; it is never replaced, choose another name")
+    if p.is_dir() and not zarr_out:
         raise OutputError(f"{option} {str(p)!r} is a folder; give a file name inside it")
     for what, other in (protected or {}).items():
         if _same_file(p, Path(other)):
@@ -166,25 +279,167 @@ def write_atomic(path: str | Path, writer: Callable[[IO[bytes]], object]) -> Pat
     return Path(path)
 
 
-def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None) -> Path:
-    """Write ``image`` as float32, atomically, in the format named by the extension.
-
-    ``.tif``/``.tiff``: a TIFF whose metadata keep the shape and, when given, the ``axes`` (so a
-    ``(2, 2, 64, 64)`` array reads back as such, not as 4 pages); ``.npy``: a NumPy file. Any other
-    extension raises :class:`OutputError` (nothing is written under a misleading name).
-    """
-    p = Path(path)
-    fmt = IMAGE_FORMATS.get(p.suffix.lower())
+def _format_or_fail(p: Path) -> str:
+    fmt = image_format(p)
     if fmt is None:
         raise OutputError(
             f"cannot write {str(p)!r}: unknown extension {p.suffix or '(none)'!r}; use {', '.join(IMAGE_FORMATS)}"
         )
+    return fmt
+
+
+def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None, scale: Sequence[float] | None = None) -> Path:
+    """Write ``image`` as float32, atomically, in the format named by the extension.
+
+    ``.tif``/``.tiff``: a TIFF whose metadata keep the shape and, when given, the ``axes`` (so a
+    ``(2, 2, 64, 64)`` array reads back as such, not as 4 pages), BigTIFF above
+    :data:`BIGTIFF_BYTES`; ``.npy``: a NumPy file; ``.zarr``/``.ome.zarr``: an OME-Zarr 0.4 image
+    with ``axes`` and ``scale`` (see :func:`open_output`). Any other extension raises
+    :class:`OutputError` (nothing is written under a misleading name). A lazy ``image`` (zarr,
+    dask, memmap) is copied block by block.
+    """
+    p = Path(path)
+    fmt = _format_or_fail(p)
+    if axes is not None and len(axes) != len(np.shape(image) if not hasattr(image, "shape") else image.shape):
+        raise DataError(f"axes {axes!r} do not describe an array of shape {tuple(np.shape(image))}")
+    from .prediction import is_lazy, iter_blocks
+
+    if fmt == "zarr" or is_lazy(image):
+        with open_output(p, tuple(image.shape), axes=axes, scale=scale) as out:
+            for key in iter_blocks(image.shape):
+                out[key] = np.asarray(image[key], dtype=np.float32)
+        return p
     arr = np.asarray(image, dtype=np.float32)
-    if axes is not None and len(axes) != arr.ndim:
-        raise DataError(f"axes {axes!r} do not describe an array of shape {arr.shape}")
     if fmt == "npy":
         return write_atomic(p, lambda fh: np.save(fh, arr, allow_pickle=False))
     import tifffile
 
     metadata = {"axes": axes.upper()} if axes else {}
-    return write_atomic(p, lambda fh: tifffile.imwrite(fh, arr, metadata=metadata))
+    return write_atomic(p, lambda fh: tifffile.imwrite(
+        fh, arr, metadata=metadata, bigtiff=arr.nbytes >= BIGTIFF_BYTES, photometric="minisblack"  # a 3-long axis is not RGB
+    ))
+
+
+def default_chunks(shape: Sequence[int], axes: str | None) -> tuple[int, ...]:
+    """Chunks of about 4 MB of float32 for a zarr output: one index of S/T/C, up to 16 Z slices
+    and 256 x 256 in Y and X (a tile of the default 256 prediction tile writes whole chunks)."""
+    axes = axes.upper() if axes else "?" * (len(shape) - 2) + "YX"
+    limit = {"Z": 16, "Y": 256, "X": 256}
+    return tuple(min(int(s), limit.get(a, 1)) for s, a in zip(shape, axes))
+
+
+def ome_metadata(axes: str, scale: Sequence[float] | None = None, name: str = "image") -> dict:
+    """OME-NGFF 0.4 ``multiscales`` attributes for one resolution level ``"0"``."""
+    ax = axes.upper()
+    scale = [1.0] * len(ax) if scale is None else [float(v) for v in scale]
+    if len(scale) != len(ax):
+        raise DataError(f"scale {list(scale)} does not have one value per axis of {ax!r}")
+    entries = []
+    for a in ax:
+        entry = {"name": _OME_NAME[a]}
+        if a in _OME_TYPE:
+            entry["type"] = _OME_TYPE[a]
+        if a in "ZYX":
+            entry["unit"] = "micrometer"
+        entries.append(entry)
+    return {
+        "multiscales": [
+            {
+                "version": "0.4",
+                "name": name,
+                "axes": entries,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ]
+    }
+
+
+@contextlib.contextmanager
+def open_output(
+    path: str | Path,
+    shape: Sequence[int],
+    *,
+    axes: str | None = None,
+    scale: Sequence[float] | None = None,
+    chunks: Sequence[int] | None = None,
+) -> Iterator[Any]:
+    """A writable float32 array-like of ``shape`` that becomes ``path`` when the block ends.
+
+    Results are written into it piece by piece (``out[region] = tile``), so the whole image is
+    never held in memory: ``.zarr``/``.ome.zarr`` is an OME-Zarr 0.4 image (zarr format 2, one
+    level ``"0"``, chunks from :func:`default_chunks`), ``.tif``/``.tiff`` a memory-mapped TIFF
+    (BigTIFF above :data:`BIGTIFF_BYTES`), ``.npy`` a memory-mapped NumPy file. Everything is
+    written into a temporary file or folder next to ``path``, which replaces ``path`` only when the
+    block ends without an exception (the old file or store is kept otherwise).
+    """
+    p = Path(path)
+    fmt = _format_or_fail(p)
+    shape = tuple(int(s) for s in shape)
+    if axes is not None and len(axes) != len(shape):
+        raise DataError(f"axes {axes!r} do not describe an array of shape {shape}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "zarr":
+        zarr = _import_zarr()
+        tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part"))
+        try:
+            group = _zarr_group(zarr, tmp)
+            kw = dict(shape=shape, chunks=tuple(chunks) if chunks else default_chunks(shape, axes), dtype="float32", fill_value=0.0)
+            array = group.create_array("0", **kw) if hasattr(group, "create_array") else group.create_dataset("0", **kw)
+            attrs = ome_metadata(axes, scale) if axes else {}
+            if axes:
+                attrs["napari_structn2v"] = {"axes": axes.upper()}
+            group.attrs.update(attrs)
+            yield array
+            _replace_folder(tmp, p)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if fmt == "npy":
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        else:
+            import tifffile
+
+            metadata = {"axes": axes.upper()} if axes else {}
+            big = int(np.prod(shape)) * 4 >= BIGTIFF_BYTES
+            array = tifffile.memmap(tmp, shape=shape, dtype=np.float32, bigtiff=big, metadata=metadata, photometric="minisblack")
+        yield array
+        array.flush()
+        del array
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _zarr_group(zarr, folder: Path):
+    """A new zarr group at ``folder`` in zarr format 2 (what OME-Zarr 0.4 readers expect)."""
+    try:
+        return zarr.open_group(str(folder), mode="w", zarr_format=2)
+    except TypeError:  # zarr-python 2 has no zarr_format argument and writes format 2 anyway
+        return zarr.open_group(str(folder), mode="w")
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put the finished folder ``new`` at ``target``: one rename, after moving an old ``target``
+    aside (removed only once the new one is in place)."""
+    os.chmod(new, 0o777 & ~_umask())
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+        os.rmdir(old)
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

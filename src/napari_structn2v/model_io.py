@@ -140,6 +140,7 @@ class StructN2VModel:
         tta: bool = True,
         should_stop: Callable[[], bool] | None = None,
         check: bool = True,
+        out: Any = None,
     ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
         """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
         :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
@@ -149,6 +150,11 @@ class StructN2VModel:
         that already did).
         ``tta`` averages the flips (and, for square-symmetric masks, 90-degree turns) that keep
         the blind mask's orientation (:func:`~napari_structn2v.prediction.tta_transforms`).
+
+        ``image`` may be lazy (zarr, dask, memmap, h5py): it is read tile by tile, and the checks
+        read it block by block or on a strided sample. ``out`` (an array-like of the image's
+        shape: a zarr array, a memmap, a napari layer's data) receives each finished tile and is
+        returned, so the whole result is never held in memory.
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
@@ -175,11 +181,13 @@ class StructN2VModel:
                 amp=amp,
                 tta=tta_transforms(self.mask, tta),
                 should_stop=should_stop,
+                out=out,
             )
         )
 
     def predict(self, image: np.ndarray, axes: str | None = None, **kwargs) -> np.ndarray:
-        """Denoise ``image``; see :meth:`predict_iter` for the options."""
+        """Denoise ``image``; see :meth:`predict_iter` for the options (``out=`` streams the result
+        into an array-like and returns it)."""
         result = None
         for event in self.predict_iter(image, axes, **kwargs):
             if isinstance(event, PredictDone):

@@ -26,6 +26,42 @@ from .errors import AxesError, ConfigError, DataError, IntensityWarning
 INTENSITY_FACTOR = 10.0
 #: values sampled per channel to estimate an input's intensity range (a strided sub-grid)
 INTENSITY_SAMPLES = 1_000_000
+#: values read at a time when a lazy input (zarr, dask, memmap) is checked block by block:
+#: 4M float32 values are 16 MB, so checking a 512 MB volume never holds more than that
+CHECK_BLOCK_VALUES = 4_000_000
+
+
+def is_lazy(image: object) -> bool:
+    """True for array-likes that are not plain in-memory arrays (zarr, dask, h5py, memmaps):
+    those are read piece by piece and never converted whole."""
+    if isinstance(image, np.memmap):
+        return True
+    return not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "dtype")
+
+
+def iter_blocks(shape: Sequence[int], max_values: int | None = None) -> Generator[tuple[slice, ...], None, None]:
+    """Index tuples covering ``shape`` in blocks of at most about ``max_values`` values (default
+    :data:`CHECK_BLOCK_VALUES`): whole trailing axes, and a range of the first axis that is not whole."""
+    max_values = CHECK_BLOCK_VALUES if max_values is None else max_values
+    shape = tuple(int(s) for s in shape)
+    if not shape:
+        yield ()
+        return
+    inner = 1
+    lead = len(shape)  # axes [lead:] are taken whole
+    while lead > 0 and inner * shape[lead - 1] <= max_values:
+        lead -= 1
+        inner *= shape[lead]
+    if lead == 0:
+        yield tuple(slice(None) for _ in shape)
+        return
+    split = lead - 1  # this axis is cut into ranges, the axes before it are taken one index at a time
+    step = max(1, max_values // inner)
+    for outer in np.ndindex(*shape[:split]):
+        for a in range(0, shape[split], step):
+            yield tuple(slice(i, i + 1) for i in outer) + (slice(a, min(a + step, shape[split])),) + tuple(
+                slice(None) for _ in shape[split + 1:]
+            )
 
 
 @dataclass(frozen=True)
@@ -135,7 +171,7 @@ def _forward_tta(net: torch.nn.Module, x: torch.Tensor, transforms: Sequence[tup
 
 def check_dtype(image: np.ndarray, what: str = "the image") -> None:
     """Refuse arrays that are not real numbers: bool, complex, strings, objects."""
-    dt = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
+    dt = np.dtype(image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype)  # lazy arrays stay lazy
     if dt == np.bool_:
         raise DataError(f"{what} is boolean (a mask?), not intensities; convert it to numbers first if that is meant")
     if np.issubdtype(dt, np.complexfloating):
@@ -149,11 +185,15 @@ def check_dtype(image: np.ndarray, what: str = "the image") -> None:
 
 def check_finite(image: np.ndarray, what: str = "the image") -> None:
     """Refuse NaN or infinite values (one NaN spreads over the receptive field: 1 in, 1,156 out)."""
-    if np.issubdtype(np.dtype(image.dtype), np.floating):
+    if not np.issubdtype(np.dtype(image.dtype), np.floating):
+        return
+    if is_lazy(image):  # block by block: a lazy volume is never loaded whole
+        n = sum(int(np.size(b) - np.count_nonzero(np.isfinite(b))) for b in (np.asarray(image[k]) for k in iter_blocks(image.shape)))
+    else:
         finite = np.isfinite(image)
-        if not bool(finite.all()):
-            n = int(np.size(finite) - np.count_nonzero(finite))
-            raise DataError(f"{what} contains {n} NaN or infinite value(s); fill or crop them first")
+        n = 0 if bool(finite.all()) else int(np.size(finite) - np.count_nonzero(finite))
+    if n:
+        raise DataError(f"{what} contains {n} NaN or infinite value(s); fill or crop them first")
 
 
 def check_rgb_like(shape: tuple[int, ...], axes: str) -> None:
@@ -166,7 +206,9 @@ def check_rgb_like(shape: tuple[int, ...], axes: str) -> None:
 
 
 def _robust_range(image: np.ndarray, axes: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel 0.1 and 99.9 percentiles of a strided sub-grid of about INTENSITY_SAMPLES values."""
+    """Per-channel 0.1 and 99.9 percentiles of a strided sub-grid of about INTENSITY_SAMPLES values.
+
+    Only the sub-grid is read (one strided index), so lazy inputs stay lazy."""
     n_ch = image.shape[axes.index("C")] if "C" in axes else 1
     per_ch = max(1, int(np.prod(image.shape)) // n_ch)
     step = max(1, int(math.ceil((per_ch / INTENSITY_SAMPLES) ** (1 / max(1, image.ndim - ("C" in axes))))))
@@ -246,6 +288,29 @@ def _check_tiling(tile, overlap, nd: int) -> None:
                 raise ConfigError(name, f"must be {'a positive' if lo else 'a non-negative'} integer, got {value!r}")
 
 
+def tile_geometry(
+    radius: Sequence[int], multiple: Sequence[int], tile: int | Sequence[int], overlap: int | Sequence[int] | None
+) -> tuple[list[int], list[int]]:
+    """Context margin and tile side per spatial axis.
+
+    Margins are the receptive-field ``radius`` (or half the ``overlap``) rounded up to the pooling
+    ``multiple``; an int ``tile`` is used for Y and X, and for Z capped at 32 + twice the margin.
+    """
+    nd = len(radius)
+    if overlap is None:
+        margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
+    else:
+        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
+        margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
+    if np.isscalar(tile):
+        tiles = [int(tile)] * nd
+        if nd == 3:
+            tiles[0] = min(int(tile), 32 + 2 * margins[0])
+    else:
+        tiles = [int(t) for t in tile]
+    return margins, tiles
+
+
 def predict_tiles(
     net: torch.nn.Module,
     image: np.ndarray,
@@ -261,8 +326,12 @@ def predict_tiles(
     amp: bool = False,
     tta: Sequence[tuple[int, ...]] = ((),),
     should_stop: Callable[[], bool] | None = None,
+    out: object | None = None,
 ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
     """Predict ``image`` (axes ``axes``) tile by tile; yields :class:`TileDone` per tile.
+
+    ``image`` may be any array-like indexable by a tuple of slices (numpy, memmap, zarr, dask,
+    h5py): only one tile (plus its margin) is read at a time.
 
     Parameters
     ----------
@@ -280,11 +349,16 @@ def predict_tiles(
         Test-time augmentation: the tensor dims to flip for each pass (``()``: as is; ``(-1,)``:
         flip X; ``"T"`` in a tuple transposes Y and X); the passes are averaged. See
         :func:`tta_transforms`.
+    out : array-like, optional
+        Where to write the result, tile by tile (a zarr array, a memmap, a napari layer's data):
+        same shape as ``image``, supporting ``out[region] = tile``. Default: a new float32 array.
+        With ``out`` the whole result is never held in memory.
 
     Returns
     -------
-    np.ndarray
-        float32, same shape and axes as ``image``, in the input's intensity scale.
+    array-like
+        ``out``, or a new float32 array: same shape and axes as ``image``, in the input's
+        intensity scale.
     """
     ax = validate_axes(axes, image.ndim)
     nd = len(radius)
@@ -296,18 +370,7 @@ def predict_tiles(
     n_ch = image.shape[ax.index("C")] if "C" in ax else 1
     if n_ch != len(low):
         raise DataError(f"the model expects {len(low)} channel(s), the image has {n_ch}")
-    # margins (context) per axis, multiples of the pooling multiple
-    if overlap is None:
-        margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
-    else:
-        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
-        margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
-    if np.isscalar(tile):
-        tiles = [int(tile)] * nd
-        if nd == 3:
-            tiles[0] = min(int(tile), 32 + 2 * margins[0])
-    else:
-        tiles = [int(t) for t in tile]
+    margins, tiles = tile_geometry(radius, multiple, tile, overlap)
     for i, (t, m, mult) in enumerate(zip(tiles, margins, multiple)):
         if t < 2 * m + mult:
             raise DataError(
@@ -321,7 +384,10 @@ def predict_tiles(
     outer_idx = list(np.ndindex(*outer_shape)) if outer else [()]
     spatial_tiles = list(np.ndindex(*[len(p) for p in per_axis]))
     total = len(outer_idx) * len(spatial_tiles)
-    out = np.zeros(image.shape, dtype=np.float32)
+    if out is None:
+        out = np.zeros(image.shape, dtype=np.float32)
+    elif tuple(getattr(out, "shape", ())) != tuple(image.shape):
+        raise DataError(f"the output array has shape {tuple(getattr(out, 'shape', ()))}, the image {tuple(image.shape)}")
     low_a = np.asarray(low, dtype=np.float32).reshape((-1,) + (1,) * nd)
     scale_a = (np.asarray(high, dtype=np.float32) - np.asarray(low, dtype=np.float32)).reshape((-1,) + (1,) * nd)
     scale_a = np.where(scale_a == 0, 1.0, scale_a).astype(np.float32)

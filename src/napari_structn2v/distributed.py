@@ -1,0 +1,168 @@
+"""Prediction with dask: any scheduler, from threads on a laptop to a SLURM cluster.
+
+:func:`predict_dask` returns a lazy dask array built with ``map_overlap``: each block is predicted
+with the network's halo (the receptive-field radius rounded up to the pooling multiple, the margin
+:func:`~napari_structn2v.prediction.predict_tiles` uses), and its chunks are the tiles' cores, so
+the result equals tiled prediction. The model enters the graph once, as one delayed object, so a
+distributed scheduler ships it to each worker once, not with every block.
+
+dask (and ``distributed`` for :func:`connect`) are optional: the ``big`` extra.
+"""
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .axes import spatial_axes
+from .errors import ConfigError, StructN2VError
+
+
+def _import_dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:
+        raise StructN2VError("dask prediction needs dask: pip install 'napari-structn2v[big]'") from exc
+    return dask, da
+
+
+def halo(model: Any, overlap: int | Sequence[int] | None = None) -> tuple[int, ...]:
+    """Context margin per spatial axis of the network: the receptive-field radius (or half of
+    ``overlap``) rounded up to the pooling multiple, as in tiled prediction."""
+    from .prediction import tile_geometry
+
+    arch = model.config.architecture
+    return tuple(tile_geometry(arch.receptive_radius(), arch.multiple, 1, overlap)[0])
+
+
+def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool, device: str) -> np.ndarray:
+    """Predict one overlapped block as a single tile (map_overlap trims the halo afterwards)."""
+    import torch
+
+    from .prediction import predict_tiles, tta_transforms
+
+    arch = model.config.architecture
+    sp = spatial_axes(axes)[-arch.spatial_ndim:]
+    tile = [max(block.shape[axes.index(a)], 2 * m + mult) for a, m, mult in zip(sp, margins, arch.multiple)]
+    dev = torch.device("cpu" if device == "auto" else device)
+    model.net.to(dev)
+    gen = predict_tiles(
+        model.net, block, axes, low=np.asarray(model.config.low), high=np.asarray(model.config.high),
+        multiple=arch.multiple, radius=arch.receptive_radius(), tile=tile, overlap=[2 * m for m in margins],
+        device=dev, tta=tta_transforms(model.mask, tta),
+    )
+    result = None
+    for event in gen:
+        result = getattr(event, "image", result)
+    return result
+
+
+def predict_dask(
+    model: Any,
+    array: Any,
+    axes: str | None = None,
+    *,
+    tile: int | Sequence[int] = 256,
+    overlap: int | Sequence[int] | None = None,
+    tta: bool = True,
+    device: str = "cpu",
+    check: bool = True,
+) -> Any:
+    """Denoise ``array`` lazily: a dask array of the same shape, float32, computed block by block.
+
+    Parameters
+    ----------
+    model : StructN2VModel
+    array : array-like
+        numpy, memmap, zarr or dask; not read here (except by the input checks, block by block).
+    axes : str, optional
+        The array's axes (default: the model's, adapted as in ``model.predict``).
+    tile : int or sequence
+        Block side including the halo, per spatial axis (an int: Y and X; Z capped at 32 + halo),
+        as for tiled prediction; the blocks' cores are the tiles' cores.
+    overlap, tta, device
+        As for :meth:`StructN2VModel.predict_iter`.
+    check : bool
+        Run the model's input checks first (NaN, channels, axes, intensity range).
+
+    Returns
+    -------
+    dask.array.Array
+        Compute it with any scheduler (``.compute()``, ``.to_zarr(...)``, a distributed
+        ``Client``); it equals ``model.predict(array, axes, tile=tile, ...)`` to float rounding.
+    """
+    dask, da = _import_dask()
+    from .prediction import _axis_tiles, resolve_axes, tile_geometry
+
+    arch = model.config.architecture
+    if check:
+        ax = model.check_input(array, axes)
+    else:
+        ax = resolve_axes(len(array.shape), model.axes, axes, arch.spatial_ndim, arch.in_channels)
+    margins, tiles = tile_geometry(arch.receptive_radius(), arch.multiple, tile, overlap)
+    margins = tuple(margins)
+    nd = arch.spatial_ndim
+    sp = spatial_axes(ax)[-nd:]
+    chunks = []
+    for a, size in zip(ax, array.shape):
+        if a in sp:
+            d = sp.index(a)
+            parts = _axis_tiles(int(size), tiles[d], margins[d], arch.multiple[d])
+            chunks.append(tuple(c1 - c0 for c0, c1, _, _ in parts))
+        else:
+            chunks.append(-1 if a == "C" else 1)
+    if isinstance(array, da.Array):
+        darr = array.rechunk(tuple(chunks))
+    else:
+        darr = da.from_array(array, chunks=tuple(chunks), asarray=False, fancy=False)
+    # an axis in one block needs no halo (and dask refuses a halo longer than the axis)
+    depth = {i: margins[sp.index(a)] if a in sp and len(darr.chunks[i]) > 1 else 0 for i, a in enumerate(ax)}
+    shipped = dask.delayed(model, pure=True, traverse=False)  # one graph key: each worker gets it once
+    return darr.map_overlap(
+        _predict_block, depth=depth, boundary="none", trim=True, dtype=np.float32, meta=np.empty((0,) * len(ax), np.float32),
+        model=shipped, axes=ax, margins=margins, tta=tta, device=device,
+    )
+
+
+def predict_on_cluster(
+    model: Any, array: Any, axes: str, out: Any, client: Any, **kwargs
+) -> Generator[tuple[int, int], None, None]:
+    """Compute :func:`predict_dask` on ``client`` and write each finished block into ``out``
+    here (any array-like: the output file need not be reachable from the workers); yields
+    ``(blocks done, blocks in all)``."""
+    from dask.array.core import slices_from_chunks
+    from distributed import as_completed
+
+    result = predict_dask(model, array, axes, check=False, **kwargs)
+    regions = slices_from_chunks(result.chunks)
+    blocks = result.to_delayed().ravel().tolist()
+    futures = client.compute(blocks)
+    where = {f.key: r for f, r in zip(futures, regions)}
+    for done, future in enumerate(as_completed(futures), start=1):
+        out[where[future.key]] = future.result()
+        future.release()
+        yield done, len(futures)
+
+
+def connect(spec: str) -> Any:
+    """A ``distributed.Client`` for ``local:N`` (a new LocalCluster of N single-threaded worker
+    processes, closed with the client) or ``tcp://HOST:PORT`` (an existing scheduler; any dask
+    address with a scheme)."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise StructN2VError("--cluster needs dask.distributed: pip install 'napari-structn2v[big]'") from exc
+    text = spec.strip()
+    if text.startswith("local:"):
+        n = text[len("local:"):]
+        if not n.isdigit() or int(n) < 1:
+            raise ConfigError("cluster", f"local:N needs a positive number of workers, got {spec!r}")
+        return Client(n_workers=int(n), threads_per_worker=1, dashboard_address=None)
+    if "://" in text:  # tcp://, tls://, ucx://, inproc:// (a scheduler in this process)
+        try:
+            return Client(text, timeout=30)
+        except OSError as exc:
+            raise StructN2VError(f"cannot reach the dask scheduler at {text}: {exc}") from exc
+    raise ConfigError("cluster", f"must be local:N or tcp://HOST:PORT, got {spec!r}")
