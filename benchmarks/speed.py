@@ -136,12 +136,13 @@ def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile
     img = np.random.default_rng(0).random(shape, dtype=np.float32)
     axes = "YX" if nd == 2 else "ZYX"
     amp = device.startswith("cuda")
-    model.predict(img, axes, tile=tile, device=device, amp=amp)  # warm-up
+    # one pass (tta=False): the default test-time flips take 4 passes
+    model.predict(img, axes, tile=tile, device=device, amp=amp, tta=False)  # warm-up
     ts = []
     for _ in range(repeats):
         sync(device)
         t0 = time.perf_counter()
-        model.predict(img, axes, tile=tile, device=device, amp=amp)
+        model.predict(img, axes, tile=tile, device=device, amp=amp, tta=False)
         sync(device)
         ts.append(time.perf_counter() - t0)
     s = statistics.median(ts)

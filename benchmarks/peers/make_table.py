@@ -17,17 +17,19 @@ lines = [
     "volume (3D).",
     "",
     "Train seconds: wall time of `CAREamist.train` on CPU with 1 torch thread under `nice -n 15` on",
-    "a shared 2-core machine (other jobs running): not an idle timing.",
+    "a shared 2-core machine (other jobs running): not an idle timing. Train CPU s: the process's",
+    "CPU time over the same span (less sensitive to the other jobs; missing for early runs).",
     "",
-    "| set | axes | half_len | span | mask along | masked % | steps | batch | patch | PSNR noisy | PSNR | SSIM | train s |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| set | axes | half_len | span | mask along | masked % | steps | batch | patch | PSNR noisy | PSNR | SSIM | train s | train CPU s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
 ]
 for r in rows:
     along = {"horizontal": "X", "vertical": "Y"}.get(r["struct_axis"], "-")
+    cpu = f"{r['train_cpu_seconds']:.0f}" if "train_cpu_seconds" in r else ""
     lines.append(
-        f"| {r['set']} | {r['axes']} | {r['half_len']} | {r['span']} | {along} | {r.get('masked_pct', 0.2):g} | {r['steps']} | {r['batch']} | "
-        f"{'x'.join(map(str, r['patch']))} | {r['psnr_noisy']:.2f} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
-        f"{r['train_seconds']:.0f} |"
+        f"| {r['set']} | {r['axes']} | {r['half_len']} | {r['span']} | {along} | {r.get('masked_pct', 0.2):g} | "
+        f"{r['steps']} | {r['batch']} | {'x'.join(map(str, r['patch']))} | {r['psnr_noisy']:.2f} | "
+        f"{r['psnr']:.2f} | {r['ssim']:.3f} | {r['train_seconds']:.0f} | {cpu} |"
     )
 (here / "careamics.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
