@@ -444,7 +444,7 @@ def main(argv=None) -> int:
             elif row == "careamics":
                 for r in careamics_rows(set_name):
                     add({"method": f"CAREamics 0.3.5 N2V, span {r['span']}, constant lr, {r.get('filters', 32)} filters",
-                         "mask": "", "steps": r["steps"], "train_s": r["train_s"], "patches_per_s": None},
+                         "mask": "", "steps": r["steps"], "train_s": r.get("train_seconds", r.get("train_s")), "patches_per_s": None},
                         metrics={k: r.get(k, float("nan")) for k in ("psnr", "ssim", "lag1", "stripe_excess")})
             elif row == "n2gt":
                 if cached("N2GT (supervised, same net)", "", base.steps):

@@ -69,10 +69,12 @@ def main() -> None:
     widgets = {name: w for name, (_d, w) in docks.items()}
     noise, designer, train, predict = (widgets[n] for n in ("Noise analysis", "Blind mask", "Train", "Predict"))
 
-    def save_window(name: str) -> None:
+    def save_window(name: str, front: str | None = None) -> None:
         import imageio.v3 as iio  # a napari dependency
 
         settle()
+        if front is not None:  # late events (notifications, activity) can re-select another tab
+            bring_to_front(docks[front][0])
         iio.imwrite(out / name, viewer.screenshot(canvas_only=False, flash=False))
         print(f"wrote {out / name}")
 
@@ -88,7 +90,7 @@ def main() -> None:
     noise.suggest()
     viewer.reset_view()
     bring_to_front(docks["Noise analysis"][0])
-    save_window("window_noise_analysis.png")
+    save_window("window_noise_analysis.png", "Noise analysis")
 
     # 2. train briefly with the suggested mask, live preview on
     wait_until(lambda: train.devices_ready)
@@ -119,7 +121,7 @@ def main() -> None:
         layer.visible = layer.name == f"{noisy} (StructN2V)"
     viewer.reset_view()
     bring_to_front(docks["Predict"][0])
-    save_window("window_predict.png")
+    save_window("window_predict.png", "Predict")
 
     # before / after strip (noisy | StructN2V | clean), each in the clean image's display range
     from napari_structn2v.synthetic import make_sample

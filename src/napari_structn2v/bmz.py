@@ -529,8 +529,7 @@ def load_bmz(path: str | os.PathLike, *, map_location: str = "cpu") -> StructN2V
     import torch
     import yaml
 
-    from .model_io import ModelConfig, StructN2VModel
-    from .unet import UNet
+    from .model_io import model_from_parts
 
     p = Path(path)
     label = repr(str(p))
@@ -564,16 +563,4 @@ def load_bmz(path: str | os.PathLike, *, map_location: str = "cpu") -> StructN2V
         raise ModelFileError(f"{label} is not a readable bioimage.io package ({type(exc).__name__})") from exc
     except Exception as exc:
         raise ModelFileError(f"{label}: cannot read the package's weights ({type(exc).__name__})") from exc
-    try:
-        config = ModelConfig.from_json(json.dumps(ours))
-    except ModelFileError:
-        raise
-    except Exception as exc:
-        raise ModelFileError(f"{label} has a corrupt napari-structn2v config ({exc})") from exc
-    net = UNet(config.architecture)
-    try:
-        net.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ModelFileError(f"{label}: the weights do not match the stored architecture") from exc
-    net.eval()
-    return StructN2VModel(net, config)
+    return model_from_parts(json.dumps(ours), state, label)

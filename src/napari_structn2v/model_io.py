@@ -246,17 +246,24 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
         raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise ModelFileError(f"{str(path)!r} is not a napari-structn2v model file")
+    return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)))
+
+
+def model_from_parts(config_json: str, state: dict, label: str) -> StructN2VModel:
+    """A model from its JSON config and weights (a model file's or a BMZ package's); ``label``
+    names the source in the :class:`ModelFileError` raised for a corrupt config or mismatched
+    weights."""
     try:
-        config = ModelConfig.from_json(blob["config"])
+        config = ModelConfig.from_json(config_json)
     except ModelFileError:
         raise
     except Exception as exc:
-        raise ModelFileError(f"{str(path)!r} has a corrupt model config ({exc})") from exc
+        raise ModelFileError(f"{label} has a corrupt model config ({exc})") from exc
     net = UNet(config.architecture)
     try:
-        net.load_state_dict(blob["state_dict"])
-    except RuntimeError as exc:
-        raise ModelFileError(f"{str(path)!r}: the weights do not match the stored architecture") from exc
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{label}: the weights do not match the stored architecture") from exc
     net.eval()
     return StructN2VModel(net, config)
 
