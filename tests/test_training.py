@@ -100,3 +100,15 @@ def test_volumes_with_noise_independent_across_z_get_a_2d_net_over_slices():
     assert over_slices("SYX", np.ones((5, 1), bool)) is False
     m2 = train(vol, "ZYX", "1x5x3", TrainConfig(steps=2, z_net="2d", **FAST))
     assert m2.spatial_ndim == 2 and m2.mask.shape == (5, 1)  # the central plane of the mask
+
+
+def test_events_are_torch_free_and_shared():
+    import subprocess
+    import sys
+
+    code = "import sys, napari_structn2v.events as e; e.TrainStep, e.TileDone; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+    from napari_structn2v import events, prediction, training
+
+    assert training.TrainDone is events.TrainDone and prediction.TileDone is events.TileDone

@@ -11,13 +11,13 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .axes import spatial_axes, validate_axes
 from .errors import AxesError, ConfigError, DataError, IntensityWarning
+from .events import PredictDone, TileDone
 
 #: an input whose robust intensity span (0.1-99.9 percentiles) is this many times wider or
 #: narrower than the training span, or whose centre lies this many training spans away, is "far
@@ -62,24 +62,6 @@ def iter_blocks(shape: Sequence[int], max_values: int | None = None) -> Generato
             yield tuple(slice(i, i + 1) for i in outer) + (slice(a, min(a + step, shape[split])),) + tuple(
                 slice(None) for _ in shape[split + 1:]
             )
-
-
-@dataclass(frozen=True)
-class TileDone:
-    """One tile finished: ``data`` belongs at ``region`` of the output (in the input's axes)."""
-
-    index: int
-    total: int
-    region: tuple[slice, ...]
-    data: np.ndarray
-
-
-@dataclass(frozen=True)
-class PredictDone:
-    """Prediction finished (``stopped``: ended early by ``should_stop``)."""
-
-    image: np.ndarray
-    stopped: bool = False
 
 
 def _axis_tiles(size: int, tile: int, margin: int, multiple: int) -> list[tuple[int, int, int, int]]:

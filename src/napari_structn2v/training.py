@@ -9,7 +9,6 @@ import copy
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from .config import TrainConfig
 from .data import PatchSampler, check_patch, normalize, percentiles, prepare_arrays, split_validation
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
+from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
 from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
@@ -26,48 +26,6 @@ from .model_io import StructN2VModel, new_model_config
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
 from .unet import UNet, UNetConfig
-
-
-@dataclass(frozen=True)
-class TrainStep:
-    """One optimiser step done."""
-
-    step: int
-    total_steps: int
-    loss: float
-    lr: float
-    elapsed_s: float
-    eta_s: float
-    patches_per_s: float
-
-
-@dataclass(frozen=True)
-class Validation:
-    """Validation loss (masked loss on fixed held-out patches with fixed masks)."""
-
-    step: int
-    val_loss: float
-    best: bool
-
-
-@dataclass(frozen=True)
-class Preview:
-    """The current model's output on the preview image (same shape, input intensity scale)."""
-
-    step: int
-    image: np.ndarray
-
-
-@dataclass(frozen=True)
-class TrainDone:
-    """Training ended; ``stopped`` is True when ``should_stop`` ended it early."""
-
-    model: StructN2VModel
-    stopped: bool
-    step: int
-
-
-TrainEvent = TrainStep | Validation | Preview | TrainDone
 
 
 def _lr_factor(schedule: str, progress: float) -> float:

@@ -385,7 +385,7 @@ class PredictWidget(CleanupMixin, QWidget):
     # events (main thread) ---------------------------------------------------------------
     @guard_slot
     def _on_event(self, event: Any) -> None:
-        from ..prediction import PredictDone, TileDone
+        from ..events import PredictDone, TileDone
 
         layer = self._output
         if isinstance(event, TileDone):

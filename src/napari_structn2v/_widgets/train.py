@@ -462,7 +462,7 @@ class TrainWidget(CleanupMixin, QWidget):
     # events (main thread) ---------------------------------------------------------------
     @guard_slot
     def _on_event(self, event: Any) -> None:
-        from ..training import Preview, TrainDone, TrainStep, Validation
+        from ..events import Preview, TrainDone, TrainStep, Validation
 
         self.last_event = event
         now = time.perf_counter()
