@@ -55,6 +55,7 @@ SETS = {
     "sparse2d_x": ("SYX", -1, "X", "local"),
     "dense2d_y": ("SYX", -2, "Y", "local"),
     "aniso3d_x": ("ZYX", -1, "X", "local"),
+    "long3d_y": ("ZYX", -2, "Y", "local"),
 }
 LOCAL_DATA = Path(__file__).resolve().parent / "data"  # made by benchmarks/devsets.py
 

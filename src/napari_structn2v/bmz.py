@@ -306,6 +306,12 @@ def export_bmz(
     DataError, AxesError
         ``image`` does not fit the model.
     """
+    if getattr(model, "z_context", 0):
+        # a bioimage.io consumer tiles Z too and would feed each slice without its neighbours
+        raise BMZError(
+            f"this model reads {model.z_context} neighbouring Z slice(s) on each side, which a bioimage.io "
+            "package cannot describe yet; train with z_context=0 (CLI: --z-context 0) to export"
+        )
     _require_spec()
     import copy
 

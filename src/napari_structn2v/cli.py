@@ -217,6 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         n2v2=args.n2v2,
         schedule=args.schedule,
         z_net=args.z_net,
+        z_context=args.z_context,
     )
     _check_train_outputs(args)
     images = [read_image(p) for p in args.images]
@@ -470,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, default=d.depth)
     t.add_argument("--z-net", choices=("auto", "2d", "3d"), default=d.z_net,
                    help="data with Z: a 2D network over the slices or a 3D one (auto: 2D when the mask does not extend along Z)")
+    t.add_argument("--z-context", type=int, default=d.z_context,
+                   help=f"2D network over Z slices: neighbouring slices on each side it also reads (default {d.z_context})")
     t.add_argument("--n2v2", action="store_true", help="N2V2 variant (blur-pool, no top skip connection)")
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")

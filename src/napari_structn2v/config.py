@@ -210,6 +210,11 @@ class TrainConfig:
         slices (Z becomes a sample axis and the mask its central YX plane), ``"auto"`` the 2D one
         when the blind mask does not extend along Z, i.e. the noise is independent across Z.
         At equal time on a CPU the 2D network wins there by far (see the README).
+    z_context : int
+        Neighbouring Z slices on each side that a 2D network over the slices also sees, as
+        extra input channels (0: each slice alone). Used only when the noise is independent
+        across Z (the blind mask has no Z extent), so the neighbours carry the signal but none
+        of the hidden pixels' noise. Capped at what the shortest volume allows.
     ema : float
         Decay of an exponential moving average of the weights (0: off). The model keeps the
         averaged weights, which smooths out the noise of the self-supervised gradient.
@@ -239,6 +244,7 @@ class TrainConfig:
     norm: str = "batch"
     ema: float = 0.0
     z_net: str = "auto"
+    z_context: int = 0
     kernel_size: int | tuple[int, ...] | None = None
     pool: int | tuple[int, ...] | None = None
     pmin: float = 0.1
@@ -297,6 +303,7 @@ RULES: dict[str, Rule] = {
     "norm": choice("batch", "group", "none"),
     "ema": real(0, 1, hi_open=True),
     "z_net": choice("auto", "2d", "3d"),
+    "z_context": integer(0, 16),
     "kernel_size": per_axis(1, 31, odd=True),
     "pool": per_axis(1, 8),
     "pmin": real(0, 100),

@@ -28,6 +28,11 @@ def _import_dask():
     return dask, da
 
 
+#: Z slices per block for models with Z context: a block of 16 plus 2 x 2 halo slices predicts
+#: 20 slices to keep 16 (with 1 slice per block it would predict 5 to keep 1)
+Z_CONTEXT_CHUNK = 16
+
+
 def halo(model: Any, overlap: int | Sequence[int] | None = None) -> tuple[int, ...]:
     """Context margin per spatial axis of the network: the receptive-field radius (or half of
     ``overlap``) rounded up to the pooling multiple, as in tiled prediction."""
@@ -51,7 +56,7 @@ def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int,
     gen = predict_tiles(
         model.net, block, axes, low=np.asarray(model.config.low), high=np.asarray(model.config.high),
         multiple=arch.multiple, radius=arch.receptive_radius(), tile=tile, overlap=[2 * m for m in margins],
-        device=dev, tta=tta_transforms(model.mask, tta),
+        device=dev, tta=tta_transforms(model.mask, tta), z_context=getattr(model, "z_context", 0),
     )
     result = None
     for event in gen:
@@ -100,7 +105,7 @@ def predict_dask(
     if check:
         ax = model.check_input(array, axes)
     else:
-        ax = resolve_axes(len(array.shape), model.axes, axes, arch.spatial_ndim, arch.in_channels)
+        ax = resolve_axes(len(array.shape), model.axes, axes, arch.spatial_ndim, arch.out_channels)
     margins, tiles = tile_geometry(arch.receptive_radius(), arch.multiple, tile, overlap)
     margins = tuple(margins)
     nd = arch.spatial_ndim
@@ -111,6 +116,8 @@ def predict_dask(
             d = sp.index(a)
             parts = _axis_tiles(int(size), tiles[d], margins[d], arch.multiple[d])
             chunks.append(tuple(c1 - c0 for c0, c1, _, _ in parts))
+        elif a == "Z" and model.z_context:
+            chunks.append(Z_CONTEXT_CHUNK)  # each block also predicts its Z halo: keep it a small share
         else:
             chunks.append(-1 if a == "C" else 1)
     if isinstance(array, da.Array):
@@ -118,7 +125,8 @@ def predict_dask(
     else:
         darr = da.from_array(array, chunks=tuple(chunks), asarray=False, fancy=False)
     # an axis in one block needs no halo (and dask refuses a halo longer than the axis)
-    depth = {i: margins[sp.index(a)] if a in sp and len(darr.chunks[i]) > 1 else 0 for i, a in enumerate(ax)}
+    halo_of = dict(zip(sp, margins), Z=model.z_context) if model.z_context else dict(zip(sp, margins))
+    depth = {i: halo_of.get(a, 0) if len(darr.chunks[i]) > 1 else 0 for i, a in enumerate(ax)}
     shipped = dask.delayed(model, pure=True, traverse=False)  # one graph key: each worker gets it once
     return darr.map_overlap(
         _predict_block, depth=depth, boundary="none", trim=True, dtype=np.float32, meta=np.empty((0,) * len(ax), np.float32),

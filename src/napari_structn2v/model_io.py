@@ -13,7 +13,7 @@ import torch
 
 from . import __version__
 from .devices import resolve_device
-from .errors import ModelFileError
+from .errors import AxesError, ModelFileError
 from .masks import describe_mask, validate_mask
 from .prediction import PredictDone, TileDone, check_input, predict_tiles, resolve_axes, tta_transforms
 from .unet import UNet, UNetConfig
@@ -37,6 +37,9 @@ class ModelConfig:
     architecture : UNetConfig
     training : dict
         Provenance: the TrainConfig, steps done, losses, timing, versions, date.
+    z_context : int
+        For a 2D network over Z slices: neighbouring slices on each side it reads as extra input
+        channels (``architecture.in_channels`` is the data's channels times ``2 * z_context + 1``).
     """
 
     axes: str
@@ -45,6 +48,7 @@ class ModelConfig:
     high: list[float]
     architecture: UNetConfig
     training: dict[str, Any] = field(default_factory=dict)
+    z_context: int = 0
 
     def to_json(self) -> str:
         return json.dumps(
@@ -56,6 +60,7 @@ class ModelConfig:
                 "normalization": {"method": "percentile", "low": list(map(float, self.low)), "high": list(map(float, self.high))},
                 "architecture": self.architecture.to_dict(),
                 "training": self.training,
+                "z_context": int(self.z_context),
             }
         )
 
@@ -77,6 +82,7 @@ class ModelConfig:
             high=norm["high"],
             architecture=UNetConfig(**d["architecture"]),
             training=d.get("training", {}),
+            z_context=int(d.get("z_context", 0)),  # files from before Z context: none
         )
 
 
@@ -102,7 +108,12 @@ class StructN2VModel:
 
     @property
     def n_channels(self) -> int:
-        return self.config.architecture.in_channels
+        """Channels of the data (the network may read more: Z context slices)."""
+        return self.config.architecture.out_channels
+
+    @property
+    def z_context(self) -> int:
+        return self.config.z_context
 
     def __repr__(self) -> str:
         steps = self.config.training.get("steps_done", "?")
@@ -124,7 +135,12 @@ class StructN2VModel:
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
-        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
+        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.out_channels)
+        if self.z_context and "Z" not in ax:
+            raise AxesError(
+                f"this model denoises each Z slice with {self.z_context} neighbouring slice(s) on each "
+                f"side; give it a volume with a Z axis (axes {ax!r} have none)"
+            )
         check_input(image, ax, low=self.config.low, high=self.config.high, guessed_axes=axes is None)
         return ax
 
@@ -161,7 +177,7 @@ class StructN2VModel:
         if check:
             ax = self.check_input(image, axes)
         else:
-            ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.in_channels)
+            ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.out_channels)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -182,6 +198,7 @@ class StructN2VModel:
                 tta=tta_transforms(self.mask, tta),
                 should_stop=should_stop,
                 out=out,
+                z_context=self.z_context,
             )
         )
 
@@ -268,9 +285,9 @@ def model_from_parts(config_json: str, state: dict, label: str) -> StructN2VMode
     return StructN2VModel(net, config)
 
 
-def new_model_config(axes: str, mask: np.ndarray, low, high, architecture: UNetConfig, training: dict) -> ModelConfig:
+def new_model_config(axes: str, mask: np.ndarray, low, high, architecture: UNetConfig, training: dict, z_context: int = 0) -> ModelConfig:
     """Helper for the trainer: a :class:`ModelConfig` with version provenance filled in."""
     training = dict(training)
     training.setdefault("napari_structn2v_version", __version__)
     training.setdefault("torch_version", torch.__version__)
-    return ModelConfig(axes=axes, mask=np.asarray(mask, dtype=bool), low=list(map(float, low)), high=list(map(float, high)), architecture=architecture, training=training)
+    return ModelConfig(axes=axes, mask=np.asarray(mask, dtype=bool), low=list(map(float, low)), high=list(map(float, high)), architecture=architecture, training=training, z_context=z_context)

@@ -89,6 +89,28 @@ def _pad_to_multiple(x: np.ndarray, multiple: Sequence[int]) -> tuple[np.ndarray
     return np.pad(x, pads, mode=mode), spatial
 
 
+def context_slices(z: int, k: int, n: int) -> list[int]:
+    """The ``2k + 1`` slice indices a 2D network with Z context reads for slice ``z`` of ``n``.
+
+    Inside the volume: ``z - k .. z + k``. A neighbour beyond an end is replaced by its mirror on
+    the other side (``z - d`` for ``z + d``), else the nearest slice that is not ``z``; never by
+    ``z`` itself, whose noise a neighbour must not carry (it would leak to the hidden pixels).
+    Needs ``n >= 2`` when ``k > 0``.
+    """
+    if k and n < 2:
+        raise DataError("a model that uses neighbouring Z slices needs at least 2 slices")
+    out = []
+    for d in range(-k, k + 1):
+        if d == 0 or 0 <= z + d < n:
+            out.append(z + d)
+        elif 0 <= z - d < n:
+            out.append(z - d)
+        else:
+            c = min(max(z + d, 0), n - 1)
+            out.append(c if c != z else (z + 1 if z + 1 < n else z - 1))
+    return out
+
+
 def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndim: int, channels: int) -> str:
     """Axes of an image given to a model: ``axes`` if given, else the model's training axes with
     S/T dropped or added in front until they fit ``image_ndim``."""
@@ -309,6 +331,7 @@ def predict_tiles(
     tta: Sequence[tuple[int, ...]] = ((),),
     should_stop: Callable[[], bool] | None = None,
     out: object | None = None,
+    z_context: int = 0,
 ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
     """Predict ``image`` (axes ``axes``) tile by tile; yields :class:`TileDone` per tile.
 
@@ -335,6 +358,9 @@ def predict_tiles(
         Where to write the result, tile by tile (a zarr array, a memmap, a napari layer's data):
         same shape as ``image``, supporting ``out[region] = tile``. Default: a new float32 array.
         With ``out`` the whole result is never held in memory.
+    z_context : int
+        For a 2D network over the Z slices: neighbouring slices on each side given as extra
+        input channels (:func:`context_slices` at the ends).
 
     Returns
     -------
@@ -362,6 +388,11 @@ def predict_tiles(
     sizes = [image.shape[ax.index(a)] for a in sp]
     per_axis = [_axis_tiles(s, t, m, mult) for s, t, m, mult in zip(sizes, tiles, margins, multiple)]
     outer = [a for a in ax if a in sample_letters]
+    if z_context and "Z" not in outer:
+        raise DataError(
+            f"this model denoises each Z slice with {z_context} neighbouring slice(s) on each side; "
+            f"give it a volume with a Z axis (axes {ax!r} have none)"
+        )
     outer_shape = [image.shape[ax.index(a)] for a in outer]
     outer_idx = list(np.ndindex(*outer_shape)) if outer else [()]
     spatial_tiles = list(np.ndindex(*[len(p) for p in per_axis]))
@@ -384,30 +415,9 @@ def predict_tiles(
                     yield PredictDone(out, stopped=True)
                     return out
                 parts = [per_axis[d][ti[d]] for d in range(nd)]
-                region_in, region_out, crop = [], [], []
-                for a in ax:
-                    if a in outer:
-                        k = oi[outer.index(a)]
-                        region_in.append(slice(k, k + 1))
-                        region_out.append(slice(k, k + 1))
-                    elif a == "C":
-                        region_in.append(slice(None))
-                        region_out.append(slice(None))
-                    else:
-                        c0, c1, i0, i1 = parts[sp.index(a)]
-                        region_in.append(slice(i0, i1))
-                        region_out.append(slice(c0, c1))
-                for d in range(nd):
-                    c0, c1, i0, _ = parts[d]
-                    crop.append(slice(c0 - i0, c1 - i0))
-                block = np.asarray(image[tuple(region_in)], dtype=np.float32)
-                # to (C, *S)
-                keep = list(ax)
-                block = np.transpose(block, [keep.index(a) for a in [a for a in ax if a in outer] + tile_order])
-                block = block.reshape(block.shape[len(outer):]) if outer else block
-                if "C" not in ax:
-                    block = block[None]
-                block = (block - low_a) / scale_a
+                region_in, region_out, zsel = _tile_regions(ax, outer, oi, sp, parts, image.shape, z_context)
+                crop = [slice(c0 - i0, c1 - i0) for c0, c1, i0, _ in parts]
+                block = _read_block(image, region_in, ax, outer, tile_order, low_a, scale_a, zsel)
                 padded, orig = _pad_to_multiple(block, multiple)
                 x = torch.from_numpy(np.ascontiguousarray(padded))[None].to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
@@ -415,15 +425,59 @@ def predict_tiles(
                 y = y[0].cpu().numpy()
                 y = y[(slice(None), *(slice(0, s) for s in orig))]
                 y = y[(slice(None), *crop)] * scale_a + low_a
-                # back to the input's axes order for this region
-                region_shape_order = [a for a in ax if a in outer] + tile_order
-                if "C" not in ax:
-                    y = y[0]
-                    region_shape_order = [a for a in region_shape_order if a != "C"]
-                y = y.reshape((1,) * len(outer) + y.shape)
-                y = np.transpose(y, [region_shape_order.index(a) for a in ax]).astype(np.float32)
+                y = _to_input_order(y, ax, outer, tile_order)
                 out[tuple(region_out)] = y
                 index += 1
                 yield TileDone(index=index, total=total, region=tuple(region_out), data=y)
     yield PredictDone(out, stopped=False)
     return out
+
+
+def _tile_regions(ax: str, outer: list[str], oi: tuple, sp: str, parts: list, shape: tuple, z_context: int):
+    """Input and output index tuples of one tile, and the Z selection of a Z-context read."""
+    region_in, region_out, zsel = [], [], None
+    for a in ax:
+        if a in outer:
+            k = oi[outer.index(a)]
+            if a == "Z" and z_context:
+                idx = context_slices(k, z_context, shape[ax.index("Z")])
+                z0 = min(idx)
+                region_in.append(slice(z0, max(idx) + 1))
+                zsel = [i - z0 for i in idx]
+            else:
+                region_in.append(slice(k, k + 1))
+            region_out.append(slice(k, k + 1))
+        elif a == "C":
+            region_in.append(slice(None))
+            region_out.append(slice(None))
+        else:
+            c0, c1, i0, i1 = parts[sp.index(a)]
+            region_in.append(slice(i0, i1))
+            region_out.append(slice(c0, c1))
+    return tuple(region_in), tuple(region_out), zsel
+
+
+def _read_block(image, region_in: tuple, ax: str, outer: list[str], tile_order: list[str], low_a, scale_a, zsel) -> np.ndarray:
+    """One tile read and normalised as ``(C, *S)`` float32; with a Z-context selection ``zsel``,
+    the selected slices become channels (``C * len(zsel)``, channel-major as in training)."""
+    block = np.asarray(image[region_in], dtype=np.float32)
+    lead = [a for a in outer if not (zsel is not None and a == "Z")]
+    order = lead + (["Z"] if zsel is not None else []) + tile_order
+    block = np.transpose(block, [ax.index(a) for a in order])
+    block = block.reshape(block.shape[len(lead):])
+    if zsel is None:
+        block = block if "C" in ax else block[None]
+        return (block - low_a) / scale_a
+    block = block if "C" in ax else block[:, None]  # (Zr, C, Y, X)
+    block = ((block - low_a) / scale_a)[zsel]
+    return np.ascontiguousarray(block.transpose(1, 0, 2, 3)).reshape(-1, *block.shape[2:])
+
+
+def _to_input_order(y: np.ndarray, ax: str, outer: list[str], tile_order: list[str]) -> np.ndarray:
+    """A predicted ``(C, *S)`` tile in the input's axes order (sample axes of length 1)."""
+    order = [a for a in ax if a in outer] + tile_order
+    if "C" not in ax:
+        y = y[0]
+        order = [a for a in order if a != "C"]
+    y = y.reshape((1,) * len(outer) + y.shape)
+    return np.transpose(y, [order.index(a) for a in ax]).astype(np.float32)

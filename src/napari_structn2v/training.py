@@ -101,27 +101,51 @@ def over_slices(axes: str, mask: np.ndarray, z_net: str = "auto") -> bool:
     return z_net == "2d" or mask.ndim == 2 or mask.shape[0] == 1
 
 
-def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: StructN2VModel | None):
-    """The network, its architecture, normalisation and the history of a resumed model."""
+def _prepare_with_context(images, axes: str, slices: bool, want: int, resuming: bool) -> tuple[list, str, int]:
+    """Arrays for training, their spatial axes and the Z context actually used.
+
+    Z context needs volumes of at least ``2k + 1`` slices; it is reduced to what the thinnest
+    volume allows (0: plain slices), except when resuming, where the model's context is fixed.
+    """
+    if not want:
+        arrays, sp = prepare_arrays(images, axes, z_as_sample=slices)
+        return arrays, sp, 0
+    if "Z" not in axes.upper():
+        raise DataError(f"the model reads neighbouring Z slices; these images (axes {axes!r}) have no Z axis")
+    arrays, sp = prepare_arrays(images, axes, z_as_sample=False)
+    context = min(want, (min(a.shape[2] for a in arrays) - 1) // 2)
+    if resuming and context < want:
+        raise DataError(f"the model reads {want} slices on each side of a slice; these volumes are thinner than {2 * want + 1} slices")
+    if context:
+        return arrays, sp, context
+    arrays, sp = prepare_arrays(images, axes, z_as_sample=True)
+    return arrays, sp, 0
+
+
+def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: StructN2VModel | None, context: int = 0):
+    """The network, its architecture, normalisation and the history of a resumed model.
+
+    ``sp`` are the network's spatial axes; with Z ``context`` it reads ``2 * context + 1`` slices
+    per data channel."""
     nd = len(sp)
     n_ch = arrays[0].shape[1]
     if resume is not None:
         arch = resume.config.architecture
-        if arch.spatial_ndim != nd or arch.in_channels != n_ch:
+        if arch.spatial_ndim != nd or arch.out_channels != n_ch:
             raise DataError(
                 f"cannot resume a {arch.spatial_ndim}D {arch.in_channels}-channel model on "
                 f"{nd}D {n_ch}-channel data"
             )
         low, high = np.asarray(resume.config.low), np.asarray(resume.config.high)
         for a in arrays:  # on data of another scale the loss explodes (3e7 seen) instead of improving
-            mismatch = intensity_mismatch(a, "SC" + sp, low, high, subject="their")
+            mismatch = intensity_mismatch(a, "SC" + ("Z" if context else "") + sp, low, high, subject="their")
             if mismatch:
                 raise DataError(f"cannot resume on these images: {mismatch}; train a new model for them")
         done_before = int(resume.config.training.get("steps_done", 0))
         return resume.net, arch, low, high, done_before, dict(resume.config.training.get("history", {}))
     arch = UNetConfig(
         spatial_ndim=nd,
-        in_channels=n_ch,
+        in_channels=n_ch * (2 * context + 1),
         out_channels=n_ch,
         depth=cfg.depth,
         base_filters=cfg.base_filters,
@@ -135,7 +159,7 @@ def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: 
     return UNet(arch), arch, low, high, 0, {}
 
 
-def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device) -> list[tuple[torch.Tensor, ...]]:
+def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device, context: int = 0) -> list[tuple[torch.Tensor, ...]]:
     """Fixed masked batches (seeded apart from training) for a comparable validation loss."""
     if not val_arr:
         return []
@@ -144,8 +168,7 @@ def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device) -> li
     vsampler = PatchSampler(val_arr, patch, rng=np.random.default_rng(cfg.seed + 1), device=device)
     batches = []
     for vb in vsampler.fixed_batches(4 * cfg.batch_size, cfg.batch_size):
-        xm, w = blind_mask_batch(vb, offsets, fraction=cfg.masked_fraction, generator=vgen, replacement=cfg.replacement)
-        batches.append((xm, vb, w))
+        batches.append(_masked_inputs(vb, offsets, cfg, vgen, context))
     return batches
 
 
@@ -186,9 +209,26 @@ class _EMA:
             e.copy_(b)
 
 
-def _optimisation_step(net, optimizer, scaler, batch, offsets, cfg: TrainConfig, gen, rotate, device, dtype) -> torch.Tensor:
+def _masked_inputs(batch: torch.Tensor, offsets, cfg: TrainConfig, gen, context: int) -> tuple[torch.Tensor, ...]:
+    """Network input, target and loss weights for a batch of patches.
+
+    With Z context the patches are ``(B, C, 2k+1, Y, X)``: the blind mask hides pixels of the
+    centre slice only (the neighbours' noise is independent of it), the slices become channels
+    (``C * (2k+1)``, channel-major) and the target is the centre slice.
+    """
+    if not context:
+        xm, w = blind_mask_batch(batch, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
+        return xm, batch, w
+    centre = batch[:, :, context]
+    xc, w = blind_mask_batch(centre, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
+    stack = batch.clone()
+    stack[:, :, context] = xc
+    return stack.flatten(1, 2), centre, w
+
+
+def _optimisation_step(net, optimizer, scaler, batch, offsets, cfg: TrainConfig, gen, rotate, device, dtype, context: int = 0) -> torch.Tensor:
     """Mask, augment, forward, masked loss, backward, Adam step; returns the loss tensor."""
-    xm, w = blind_mask_batch(batch, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
+    xm, batch, w = _masked_inputs(batch, offsets, cfg, gen, context)
     if cfg.augment:
         xm, batch, w = augment((xm, batch, w), generator=gen, rotate=rotate)
     if device.type == "cpu" and xm.ndim == 4:
@@ -269,12 +309,16 @@ def train_iter(
         raise StructN2VError(f"val_fraction must be in [0, 0.5), got {cfg.val_fraction}")
     mask_arr = parse_mask_spec(mask) if isinstance(mask, str) else validate_mask(mask)
     slices = over_slices(axes, mask_arr, cfg.z_net) if resume is None else (resume.spatial_ndim == 2 and "Z" in axes.upper())
+    z_extent = mask_arr.ndim == 3 and mask_arr.shape[0] > 1
     if slices and mask_arr.ndim == 3:
         mask_arr = mask_arr[mask_arr.shape[0] // 2]  # a slice's own pixels are all a 2D net sees
-    arrays, sp = prepare_arrays(images, axes, z_as_sample=slices)
-    nd = len(sp)
+    want = resume.z_context if resume is not None else (cfg.z_context if slices and not z_extent else 0)
+    arrays, sp, context = _prepare_with_context(images, axes, slices, want, resume is not None)
+    net_sp = "YX" if context else sp
+    nd = len(net_sp)
     patch = _patch_shape(cfg, nd)
-    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, sp, resume)
+    sample_patch = (2 * context + 1, *patch) if context else patch
+    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, net_sp, resume, context)
     mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
     bad = [p for p, m in zip(patch, arch.multiple) if p % m]
     if bad:
@@ -282,7 +326,7 @@ def train_iter(
             f"patch {'x'.join(map(str, patch))} must be a multiple of {'x'.join(map(str, arch.multiple))} "
             f"for a depth-{arch.depth} U-Net"
         )
-    check_patch(arrays, patch, sp)
+    check_patch(arrays, sample_patch, sp)
     preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
     if preview_image is not None and np.ndim(preview_image) != len(preview_axes):
         raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
@@ -296,17 +340,17 @@ def train_iter(
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
-    train_arr, val_arr = split_validation(normalize(arrays, low, high), cfg.val_fraction, patch)
-    sampler = PatchSampler(train_arr, patch, rng=rng, device=device)
+    train_arr, val_arr = split_validation(normalize(arrays, low, high), cfg.val_fraction, sample_patch)
+    sampler = PatchSampler(train_arr, sample_patch, rng=rng, device=device)
     offsets = mask_offsets(mask_arr).to(device)
-    val_batches = _validation_batches(val_arr, patch, offsets, cfg, device)
+    val_batches = _validation_batches(val_arr, sample_patch, offsets, cfg, device, context)
     yx = mask_arr if mask_arr.ndim == 2 else mask_arr.any(0)
     rotate = yx.shape[0] == yx.shape[1] and bool(np.array_equal(yx, yx.T))
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     ema = _EMA(net, cfg.ema) if cfg.ema > 0 else None
     out_net = ema.net if ema is not None else net
-    model = StructN2VModel(out_net, new_model_config(axes.upper(), mask_arr, low, high, arch, {}))
+    model = StructN2VModel(out_net, new_model_config(axes.upper(), mask_arr, low, high, arch, {}, z_context=context))
 
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
@@ -325,7 +369,7 @@ def train_iter(
             break
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(cfg.schedule, budget.progress(step))
-        loss = _optimisation_step(net, optimizer, scaler, sampler.sample(cfg.batch_size), offsets, cfg, gen, rotate, device, dtype)
+        loss = _optimisation_step(net, optimizer, scaler, sampler.sample(cfg.batch_size), offsets, cfg, gen, rotate, device, dtype, context)
         step += 1
         if ema is not None:
             ema.update()

@@ -1,0 +1,106 @@
+"""2D networks over Z slices that also read neighbouring slices (TrainConfig.z_context)."""
+import numpy as np
+import pytest
+import torch
+
+from napari_structn2v.config import TrainConfig
+from napari_structn2v.errors import AxesError, DataError
+from napari_structn2v.masking import mask_offsets
+from napari_structn2v.model_io import load_model
+from napari_structn2v.prediction import context_slices
+from napari_structn2v.training import _masked_inputs, train
+
+FAST = dict(patch_size=32, batch_size=4, base_filters=8, val_every=10, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def volume():
+    rng = np.random.default_rng(2)
+    return rng.random((7, 48, 48)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model2(volume):
+    return train(volume, "ZYX", "1x5x1", TrainConfig(steps=3, z_context=2, **FAST))
+
+
+def test_context_slices_never_give_a_slice_itself_as_its_neighbour():
+    assert context_slices(3, 2, 7) == [1, 2, 3, 4, 5]
+    assert context_slices(0, 2, 7) == [2, 1, 0, 1, 2]  # beyond the end: the mirror on the other side
+    assert context_slices(1, 2, 7) == [3, 0, 1, 2, 3]
+    for n in (2, 3, 5):
+        for z in range(n):
+            idx = context_slices(z, 3, n)
+            assert len(idx) == 7 and idx[3] == z
+            assert all(0 <= i < n for i in idx)
+            assert z not in idx[:3] + idx[4:]
+    with pytest.raises(DataError, match="at least 2 slices"):
+        context_slices(0, 1, 1)
+
+
+def test_masking_hides_the_centre_slice_only_and_targets_it():
+    rng = np.random.default_rng(0)
+    batch = torch.from_numpy(rng.random((2, 1, 5, 32, 32)).astype(np.float32))
+    gen = torch.Generator().manual_seed(0)
+    cfg = TrainConfig(masked_fraction=0.02)
+    offsets = mask_offsets(np.ones((5, 1), bool))
+    x, target, w = _masked_inputs(batch, offsets, cfg, gen, 2)
+    assert x.shape == (2, 5, 32, 32) and target.shape == (2, 1, 32, 32) and w.shape == (2, 1, 32, 32)
+    assert torch.equal(target, batch[:, :, 2])
+    changed = (x != batch[:, 0]).flatten(2).any(-1)  # per slice-channel: touched at all?
+    assert changed[:, 2].all() and not changed[:, [0, 1, 3, 4]].any()
+    assert w.sum() > 0 and bool((x[:, 2] != batch[:, 0, 2])[w[:, 0] > 0].all())  # active pixels replaced
+
+
+def test_a_context_model_reads_its_neighbours_and_tiles_exactly(model2, volume):
+    assert model2.z_context == 2 and model2.spatial_ndim == 2
+    assert model2.config.architecture.in_channels == 5 and model2.n_channels == 1
+    full = model2.predict(volume, "ZYX", tta=False)
+    tiled = model2.predict(volume, "ZYX", tta=False, tile=64)
+    assert full.shape == volume.shape and np.abs(full - tiled).max() < 1e-4
+    near, far = volume.copy(), volume.copy()
+    near[4] += 1.0  # a neighbour of slice 3
+    far[6] += 1.0  # three slices away
+    assert np.abs(model2.predict(near, "ZYX", tta=False)[3] - full[3]).max() > 1e-3
+    assert np.abs(model2.predict(far, "ZYX", tta=False)[3] - full[3]).max() < 1e-6
+    with pytest.raises(AxesError, match="neighbouring slice"):
+        model2.predict(volume[0], "YX")
+
+
+def test_context_survives_saving_and_resuming(model2, volume, tmp_path):
+    model2.save(tmp_path / "m.pt")
+    back = load_model(tmp_path / "m.pt")
+    assert back.z_context == 2
+    assert np.allclose(back.predict(volume, tta=False), model2.predict(volume, tta=False), atol=1e-6)
+    more = train(volume, "ZYX", "1x5x1", TrainConfig(steps=2, z_context=0, **FAST), resume=back)
+    assert more.z_context == 2  # the model's own context, whatever the config says
+    with pytest.raises(DataError, match="thinner than 5 slices"):
+        train(volume[:4], "ZYX", "1x5x1", TrainConfig(steps=1, **FAST), resume=back)
+
+
+def test_context_shrinks_to_what_thin_volumes_allow_and_needs_independent_z_noise(volume):
+    assert train(volume[:3], "ZYX", "1x5x1", TrainConfig(steps=1, z_context=2, **FAST)).z_context == 1
+    thin = train(volume[:2], "ZYX", "1x5x1", TrainConfig(steps=1, z_context=2, **FAST))
+    assert thin.z_context == 0 and thin.config.architecture.in_channels == 1
+    # noise correlated across Z: neighbours would leak it, so no context (3D net, or plain slices)
+    assert train(volume, "ZYX", "1x5x3", TrainConfig(steps=1, z_context=2, z_net="2d", **FAST)).z_context == 0
+    assert train(volume, "ZYX", "1x5x3", TrainConfig(steps=1, z_context=2, patch_size_z=4, **FAST)).spatial_ndim == 3
+    assert train(volume[0], "YX", "5x1", TrainConfig(steps=1, z_context=2, **FAST)).z_context == 0
+
+
+def test_predict_dask_equals_tiled_prediction_with_context(model2, volume):
+    pytest.importorskip("dask")
+    from napari_structn2v.distributed import predict_dask
+
+    vol = np.concatenate([volume] * 3)  # 21 slices: two Z blocks with a halo between them
+    lazy = predict_dask(model2, vol, "ZYX", tta=False)
+    assert np.abs(lazy.compute(scheduler="synchronous") - model2.predict(vol, "ZYX", tta=False)).max() < 1e-4
+
+
+def test_bmz_export_refuses_context_models_with_a_reason(model2, tmp_path):
+    from napari_structn2v.errors import StructN2VError
+
+    with pytest.raises(StructN2VError, match="z_context=0"):
+        from napari_structn2v.bmz import export_bmz
+
+        export_bmz(model2, tmp_path / "m.zip")
