@@ -214,7 +214,9 @@ class TrainConfig:
         Neighbouring Z slices on each side that a 2D network over the slices also sees, as
         extra input channels (0: each slice alone). Used only when the noise is independent
         across Z (the blind mask has no Z extent), so the neighbours carry the signal but none
-        of the hidden pixels' noise. Capped at what the shortest volume allows.
+        of the hidden pixels' noise. Capped at what the shortest volume allows. One slice on
+        each side is the default: on dev3d_y at 3000 steps it scored 28.63 dB against 27.60 for
+        none (+TTA), and 2 or 3 slices gave 28.63 and 28.68 at a lower step rate.
     ema : float
         Decay of an exponential moving average of the weights (0: off). The model keeps the
         averaged weights, which smooths out the noise of the self-supervised gradient.
@@ -244,7 +246,7 @@ class TrainConfig:
     norm: str = "batch"
     ema: float = 0.0
     z_net: str = "auto"
-    z_context: int = 0
+    z_context: int = 1
     kernel_size: int | tuple[int, ...] | None = None
     pool: int | tuple[int, ...] | None = None
     pmin: float = 0.1
