@@ -248,3 +248,14 @@ def test_mask_along_two_axes_with_some_signal_is_warned():
     assert len(text) == 1 and "extends along X and Y and Z" in text[0] and "1x13x1" in text[0]
     assert _warnings("ZYX", ac, mask, 10**5, 0.1, 0.01) == []  # a clean region: a 3D mask is fine
     assert _warnings("ZYX", ac, np.ones((1, 13, 1), dtype=bool), 10**5, 0.1, 0.05) == []
+
+
+def test_seed_level_is_needed_not_just_growth():
+    # lags 1..3 at 2.5 floors: above the growth level (2 floors) but nothing significant (4 floors);
+    # before, the centre itself counted as the seed and this grew to 7x1
+    ac = np.zeros((9, 9))
+    ac[4, 4] = 1
+    ac[4, 1:4] = ac[4, 5:8] = 0.25
+    assert suggest_mask(ac, floor=0.1).shape == (1, 1)
+    ac[4, 3] = ac[4, 5] = 0.45  # lag 1 significant: the path from it grows through lags 2, 3
+    assert suggest_mask(ac, floor=0.1).shape == (1, 7)
