@@ -259,3 +259,28 @@ def test_seed_level_is_needed_not_just_growth():
     assert suggest_mask(ac, floor=0.1).shape == (1, 1)
     ac[4, 3] = ac[4, 5] = 0.45  # lag 1 significant: the path from it grows through lags 2, 3
     assert suggest_mask(ac, floor=0.1).shape == (1, 7)
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (32, 32), (64, 0), (64, 64)])
+def test_signal_axes_that_a_finer_removal_does_not_confirm_are_left_out(corner):
+    # 64 px ROIs over the 3D sample's blobs and fibres suggested 9x15x7, 7x15x7, 5x17x5 before;
+    # its dark frame gives 1x15x1
+    y, x = corner
+    noisy = make_sample("3d", seed=0)["noisy"]
+    ana = analyze_noise(noisy[13:20, y : y + 64, x : x + 64], axes="ZYX")
+    d, h, w = ana.mask.shape
+    assert d == 1 and w == 1 and 13 <= h <= 17, ana.spec
+    assert not ana.reliable and ana.contamination > MAX_CONTAMINATION
+    assert any("fades when finer structure is removed" in t for t in ana.warnings), ana.warnings
+
+
+def test_noise_correlated_along_two_axes_keeps_its_mask():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    # Gaussian-correlated noise, 0.6 px along Y and 3 px along X: a real 2D correlation
+    aniso = analyze_noise(ndimage.gaussian_filter(rng.normal(size=(256, 256)), (0.6, 3)))
+    assert aniso.mask.shape[0] == 3 and aniso.mask.shape[1] >= 13, aniso.spec
+    assert aniso.contamination < MAX_CONTAMINATION and aniso.reliable
+    blob = analyze_noise(ndimage.gaussian_filter(rng.normal(size=(256, 256)), 0.7))
+    assert blob.spec == "3x3" and blob.reliable
