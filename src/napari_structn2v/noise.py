@@ -6,6 +6,8 @@ The estimate is built to survive real regions drawn on real images, whose two en
 - smooth signal is removed before correlating (each plane minus its Gaussian blur, sigma
   :data:`SIGNAL_SIGMA`), and the small offset this leaves on the autocorrelation is removed again;
 - several regions are pooled (their pixel-pair sums add up);
+- the mask grows along straight paths from the centre only (no detours through chance lags), and
+  in regions holding signal its secondary axes must survive a finer removal (:data:`FINE_SIGMA`);
 - every result carries its reliability (:class:`NoiseAnalysis` ``detectable``, ``contamination``,
   ``n_pixels``, ``reliable``, ``warnings``);
 - :func:`find_background` picks the darkest, flattest tiles of a whole image as noise regions.
