@@ -3,6 +3,8 @@ import pytest
 
 from napari_structn2v.errors import DataError
 from napari_structn2v.noise import (
+    MAX_CONTAMINATION,
+    MAX_CONTAMINATION_MULTI,
     MAX_DETECTABLE,
     analyze_noise,
     autocorrelation,
@@ -177,3 +179,108 @@ def test_correlation_reaching_the_window_edge_warns():
     noise = correlated_noise((128, 128), axis=-1, half_len=12, decay=8.0, rng=10)
     ana = analyze_noise(noise, max_lag=4)
     assert ana.mask.shape[1] == 9 and any("does not fade" in w for w in ana.warnings)
+
+
+def test_mask_region_follows_straight_paths_from_the_centre():
+    # an 11x1-like line (lags 0..4 correlated) and, one row off, a ridge that is high by chance
+    ac = np.zeros((9, 21))
+    ac[4, 10 - 4 : 10 + 5] = [0.25, 0.4, 0.6, 0.8, 1.0, 0.8, 0.6, 0.4, 0.25]
+    # a detour: face-connected to the line at lag 4, but the straight path to it leaves the line
+    ac[3, 14:19] = ac[5, 2:7] = 0.15
+    assert suggest_mask(ac, floor=0.03).shape == (1, 9)  # the connected rule gave 17x3
+    # a parallel ridge that a straight path reaches diagonally but that touches no correlated lag
+    ac2 = np.zeros((9, 21))
+    ac2[4, 6:15] = ac[4, 6:15]
+    ac2[3, 15:20] = ac2[5, 1:6] = 0.15
+    assert suggest_mask(ac2, floor=0.03).shape == (1, 9)
+    # a real 2D correlation (a blob) is still found whole
+    yy, xx = np.mgrid[-4:5, -10:11]
+    blob = np.exp(-(yy**2 + xx**2) / (2 * 1.5**2))
+    assert suggest_mask(blob, floor=0.01).shape == (7, 7)
+
+
+def test_contamination_ignores_the_noise_own_correlation():
+    # long noise lines (21 px) leave much of their variance in the blur; none of it is signal
+    for seed in range(3):
+        long = analyze_noise(correlated_noise((64, 64), axis=-1, half_len=10, decay=5.0, rng=seed))
+        short = analyze_noise(correlated_noise((32, 32), axis=-1, rng=seed))
+        assert long.contamination < 0.03 and short.contamination < 0.03
+        assert not any("signal" in w for w in long.warnings + short.warnings)
+
+
+def test_blobs_in_the_roi_are_reported_as_signal():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    noise = correlated_noise((48, 48), axis=-1, rng=rng)
+    points = np.zeros((48, 48))
+    points[tuple(rng.integers(4, 44, (2, 5)))] = 1
+    blobs = ndimage.gaussian_filter(points, 3.0)
+    ana = analyze_noise(noise + 0.5 * blobs / blobs.max())
+    assert ana.contamination > MAX_CONTAMINATION and not ana.reliable
+    assert any(w.startswith("the region holds signal") for w in ana.warnings)
+    assert analyze_noise(noise).contamination < MAX_CONTAMINATION_MULTI
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_z_constant_fibre_gives_a_correct_or_warned_mask(seed):
+    # issue 9: ROIs over the 3D sample's fibres (constant along Z) suggested 9x15x7 and the like,
+    # unwarned; a Y-line noise alone gives 1xHx1
+    rng = np.random.default_rng(seed)
+    noise = correlated_noise((7, 32, 32), axis=-2, half_len=6, decay=3.0, rng=rng)
+    yy, xx = np.mgrid[:32, :32]
+    angle = rng.uniform(0, np.pi)
+    dist = np.abs(np.cos(angle) * (xx - 16) + np.sin(angle) * (yy - 16))
+    fibre = 0.5 * np.exp(-(dist**2) / (2 * 1.5**2))
+    ana = analyze_noise(noise + fibre[None], axes="ZYX")
+    d, h, w = ana.mask.shape
+    assert (d == 1 and w == 1 and h >= 11) or not ana.reliable, (ana.spec, ana.warnings)
+    clean = analyze_noise(noise, axes="ZYX")
+    assert clean.mask.shape[0] == clean.mask.shape[2] == 1 and clean.reliable
+
+
+def test_mask_along_two_axes_with_some_signal_is_warned():
+    from napari_structn2v.noise import _warnings
+
+    ac = np.zeros((7, 31, 31), dtype=np.float32)
+    mask = np.ones((5, 13, 5), dtype=bool)
+    text = _warnings("ZYX", ac, mask, 10**5, 0.1, 0.05)
+    assert len(text) == 1 and "extends along X and Y and Z" in text[0] and "1x13x1" in text[0]
+    assert _warnings("ZYX", ac, mask, 10**5, 0.1, 0.01) == []  # a clean region: a 3D mask is fine
+    assert _warnings("ZYX", ac, np.ones((1, 13, 1), dtype=bool), 10**5, 0.1, 0.05) == []
+
+
+def test_seed_level_is_needed_not_just_growth():
+    # lags 1..3 at 2.5 floors: above the growth level (2 floors) but nothing significant (4 floors);
+    # before, the centre itself counted as the seed and this grew to 7x1
+    ac = np.zeros((9, 9))
+    ac[4, 4] = 1
+    ac[4, 1:4] = ac[4, 5:8] = 0.25
+    assert suggest_mask(ac, floor=0.1).shape == (1, 1)
+    ac[4, 3] = ac[4, 5] = 0.45  # lag 1 significant: the path from it grows through lags 2, 3
+    assert suggest_mask(ac, floor=0.1).shape == (1, 7)
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (32, 32), (64, 0), (64, 64)])
+def test_signal_axes_that_a_finer_removal_does_not_confirm_are_left_out(corner):
+    # 64 px ROIs over the 3D sample's blobs and fibres suggested 9x15x7, 7x15x7, 5x17x5 before;
+    # its dark frame gives 1x15x1
+    y, x = corner
+    noisy = make_sample("3d", seed=0)["noisy"]
+    ana = analyze_noise(noisy[13:20, y : y + 64, x : x + 64], axes="ZYX")
+    d, h, w = ana.mask.shape
+    assert d == 1 and w == 1 and 13 <= h <= 17, ana.spec
+    assert not ana.reliable and ana.contamination > MAX_CONTAMINATION
+    assert any("fades when finer structure is removed" in t for t in ana.warnings), ana.warnings
+
+
+def test_noise_correlated_along_two_axes_keeps_its_mask():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    # Gaussian-correlated noise, 0.6 px along Y and 3 px along X: a real 2D correlation
+    aniso = analyze_noise(ndimage.gaussian_filter(rng.normal(size=(256, 256)), (0.6, 3)))
+    assert aniso.mask.shape[0] == 3 and aniso.mask.shape[1] >= 13, aniso.spec
+    assert aniso.contamination < MAX_CONTAMINATION and aniso.reliable
+    blob = analyze_noise(ndimage.gaussian_filter(rng.normal(size=(256, 256)), 0.7))
+    assert blob.spec == "3x3" and blob.reliable

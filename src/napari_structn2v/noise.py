@@ -6,6 +6,8 @@ The estimate is built to survive real regions drawn on real images, whose two en
 - smooth signal is removed before correlating (each plane minus its Gaussian blur, sigma
   :data:`SIGNAL_SIGMA`), and the small offset this leaves on the autocorrelation is removed again;
 - several regions are pooled (their pixel-pair sums add up);
+- the mask grows along straight paths from the centre only (no detours through chance lags), and
+  in regions holding signal its secondary axes must survive a finer removal (:data:`FINE_SIGMA`);
 - every result carries its reliability (:class:`NoiseAnalysis` ``detectable``, ``contamination``,
   ``n_pixels``, ``reliable``, ``warnings``);
 - :func:`find_background` picks the darkest, flattest tiles of a whole image as noise regions.
@@ -32,7 +34,22 @@ CLIP_SIGMA = 2.5
 GROW_SIGMA = 2.0
 #: reliability levels, see :attr:`NoiseAnalysis.reliable`
 MAX_DETECTABLE = 0.3
-MAX_CONTAMINATION = 0.1
+#: measured on the ROIs of benchmarks/roi_robustness.py: 32 px ROIs of pure noise (the four dark
+#: frames) give at most 0.067 (95 % under 0.03); every ROI on signal whose mask grew along a
+#: second axis (9x7, 5x15x3, 7x15x11 ...) gave 0.12 or more
+MAX_CONTAMINATION = 0.08
+#: a mask extended along two or more axes needs a cleaner region: structured noise of
+#: microscopes runs along one axis, signal along all. 95 % of those pure-noise ROIs stay under
+#: 0.03; a Z-constant fibre across a 7x32x32 ROI gave 0.05-0.10 and masks like 5x13x5
+MAX_CONTAMINATION_MULTI = 0.03
+#: sigma (px) of the finer signal removal that must confirm a mask's secondary axes in regions
+#: holding signal (contamination above MAX_CONTAMINATION, see :func:`_confirm_axes`). Measured
+#: (benchmarks/roi_robustness.py): on signal it cut 17 of the 18 masks grown along a second axis
+#: back to the dark frame's (3D sample: 32 px ROIs 76 -> 90 % agree, 64 px 22 -> 100 %). It is
+#: no removal for pure noise: 11x1 lines lose 10 % of their variance to it (sigma 4: 2.5 %), and
+#: noise correlated over 3 x 0.6 px (Gaussian) lost its 3 px along Y to it in 5 of 40 ROIs,
+#: hence only in regions holding signal
+FINE_SIGMA = 2.0
 
 
 def _default_axes(ndim: int) -> str:
@@ -239,16 +256,18 @@ def suggest_mask(
 ) -> np.ndarray:
     """Suggest a blind mask from a normalised autocorrelation.
 
-    Rule (a hysteresis, as in edge detection): the lags connected to the centre (face
-    connectivity) that are at least ``max(min_corr, n_sigma * floor)`` are *significantly
-    correlated*; the region then grows through connected lags that are at least
-    ``max(min_corr, GROW_SIGMA * floor)``. ``floor`` is the estimation noise
+    Rule (a hysteresis, as in edge detection, along straight paths from the centre): a lag is
+    *correlated* when every lag on the straight path from the centre to it is at least
+    ``max(min_corr, GROW_SIGMA * floor)`` and one of them is at least
+    ``max(min_corr, n_sigma * floor)`` (significant), and it is face-connected to the centre
+    through correlated lags. ``floor`` is the estimation noise
     (:func:`noise_floor` of ``autocorr`` if not given). The suggestion is the smallest box,
     symmetric about the centre, that covers the region. White noise gives 1x1 (plain N2V).
 
     The strict seed keeps white noise at 1x1; the looser growth finds where a real correlation
-    drops under ``min_corr`` without the bias of a high threshold: a 32x32 ROI of the 2D sample
-    has a floor of about 0.05, and a 4-floor threshold (0.2) cut its 11x1 lines to 7x1.
+    drops under ``min_corr`` without the bias of a high threshold: 32x32 background ROIs of the
+    2D sample have a floor of about 0.074, and growing only to 4 floors (0.3) cut their 11x1
+    lines to 7x1 (16 of 19; 9x1-11x1 in 17 of 19 at 2 floors).
     ``min_corr`` keeps tiny but significant correlations from growing the mask: hiding a neighbour
     that shares under 10 % of the noise removes more signal information than it stops leakage.
 
@@ -257,48 +276,82 @@ def suggest_mask(
     np.ndarray
         bool box mask over the autocorrelation's axes (``(H, W)`` or ``(D, H, W)``).
     """
-    from scipy import ndimage
-
     ac = np.asarray(autocorr, dtype=np.float64)
     if ac.ndim not in (2, 3) or any(s % 2 == 0 for s in ac.shape):
         raise DataError("suggest_mask needs a centred 2D/3D autocorrelation with odd sides")
     fl = noise_floor(ac) if floor is None else float(floor)
-    centre = tuple(s // 2 for s in ac.shape)
-    seed = _centre_region(ac >= max(min_corr, n_sigma * fl), centre)
-    grow = ac >= max(min_corr, GROW_SIGMA * fl)
-    grow |= seed
-    labels, _ = ndimage.label(grow)
-    region = np.isin(labels, np.unique(labels[seed]))
-    coords = np.argwhere(region) - np.asarray(centre)
-    half = np.abs(coords).max(axis=0)
+    region = _star_region(ac, max(min_corr, n_sigma * fl), max(min_corr, GROW_SIGMA * fl))
+    half = np.abs(np.argwhere(region) - np.asarray(ac.shape) // 2).max(axis=0)
     sides = [int(2 * h + 1) for h in half]
     if ac.ndim == 2:
         return box_mask(sides[1], sides[0])
     return box_mask(sides[2], sides[1], sides[0])
 
 
-def _centre_region(significant: np.ndarray, centre: tuple[int, ...]) -> np.ndarray:
+def _star_region(ac: np.ndarray, seed: float, grow: float) -> np.ndarray:
+    """Lags whose straight path from the centre stays at least ``grow`` and reaches ``seed``,
+    and that are face-connected to the centre through such lags.
+
+    Every lag on the path (rounded to the grid, the centre excluded) must be correlated, so the
+    region cannot wander off an axis through lags that are high by chance: a 32 px ROI of
+    dev2d_x grew 17x3 through such a detour (0.11, 0.13, 0.15 beside the 11x1 line). The
+    connectivity keeps a path from jumping diagonally onto a parallel chance ridge (3x27x3 from
+    a 32 px ROI of the 3D sample's dark frame, whose lags one step off the line reached 0.15).
+    """
     from scipy import ndimage
 
-    significant = significant.copy()
-    significant[centre] = True
-    labels, _ = ndimage.label(significant)
-    return labels == labels[centre]
+    centre = np.asarray(ac.shape) // 2
+    offsets = np.indices(ac.shape).reshape(ac.ndim, -1).T - centre
+    steps = np.abs(offsets).max(axis=1)
+    lowest = np.full(len(offsets), np.inf)
+    highest = np.full(len(offsets), -np.inf)
+    for j in range(1, int(steps.max(initial=0)) + 1):
+        on = steps >= j
+        frac = offsets[on] * (j / steps[on])[:, None]
+        point = (np.sign(frac) * np.floor(np.abs(frac) + 0.5)).astype(int) + centre
+        values = ac[tuple(point.T)]
+        lowest[on] = np.minimum(lowest[on], values)
+        highest[on] = np.maximum(highest[on], values)
+    region = ((lowest >= grow) & (highest >= seed)) | (steps == 0)
+    labels, _ = ndimage.label(region.reshape(ac.shape))
+    return labels == labels[tuple(centre)]
 
 
-def _contamination(stacks: list[np.ndarray], max_lag: int | tuple[int, ...]) -> float:
-    """Median plain autocorrelation at the far YX lags: the variance share of slow signal.
+def _contamination(stacks: list[np.ndarray], ac: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the regions' variance held by signal coarser than the blur (0: none).
 
-    Short-range noise has none of its variance at lags of 8-16 px (its far lags scatter about 0);
-    a gradient or the flank of a cell keeps pixels alike over such distances.
+    The blur of :func:`remove_signal` keeps a share of each YX plane's variance (its mean
+    removed). Noise leaves it only what its own correlation predicts: the signal-removed
+    autocorrelation ``ac`` summed over the suggested ``mask`` (lag 0 of Z), weighted by the
+    autocorrelation of the blur kernel (about 0.025 for the 2D sample's 11x1 lines at sigma 4).
+    The excess is signal: a gradient, a cell, the flank of a fibre.
     """
-    ac = _autocorrelation(stacks, max_lag, None)
-    ly, lx = ac.shape[-2] // 2, ac.shape[-1] // 2
-    reach = max(1, min(ly, lx) // 2)
-    yy, xx = np.meshgrid(np.arange(-ly, ly + 1), np.arange(-lx, lx + 1), indexing="ij")
-    far = np.maximum(np.abs(yy), np.abs(xx)) >= reach
-    far = np.broadcast_to(far, ac.shape)
-    return float(np.median(ac[far])) if far.any() else 0.0
+    kept = total = 0.0
+    for stack in stacks:
+        planes = stack - stack.mean(axis=(-2, -1), keepdims=True)
+        kept += float(np.sum((planes - remove_signal(planes)) ** 2))
+        total += float(np.sum(planes**2))
+    if total <= 0:
+        return 0.0
+    plane = ac[ac.shape[0] // 2] if ac.ndim == 3 else ac
+    hy, hx = mask.shape[-2] // 2, mask.shape[-1] // 2
+    cy, cx = plane.shape[0] // 2, plane.shape[1] // 2
+    window = plane[cy - hy : cy + hy + 1, cx - hx : cx + hx + 1]
+    kernel = _blur_autocorrelation(max(hy, hx))
+    c = kernel.size // 2
+    weights = np.outer(kernel[c - hy : c + hy + 1], kernel[c - hx : c + hx + 1])
+    return max(0.0, kept / total - float(np.sum(window * weights)))
+
+
+def _blur_autocorrelation(half: int, sigma: float = SIGNAL_SIGMA) -> np.ndarray:
+    """Autocorrelation of the 1-D Gaussian kernel of :func:`remove_signal`, lags ``-half..half``
+    at least (the kernel sums to 1, so this is the share of white noise that the blur keeps)."""
+    from scipy import ndimage
+
+    delta = np.zeros(2 * (half + int(4 * sigma) + 1) + 1)
+    delta[delta.size // 2] = 1
+    g = ndimage.gaussian_filter1d(delta, sigma)
+    return np.correlate(g, g, "full")
 
 
 @dataclass
@@ -308,11 +361,14 @@ class NoiseAnalysis:
     Reliability
     -----------
     ``detectable`` is the smallest correlation the estimate can tell from chance
-    (``n_sigma`` x ``floor``); ``contamination`` the share of the region's variance that is slow
-    signal (see :func:`analyze_noise`). The result is ``reliable`` when ``detectable`` is at most
-    :data:`MAX_DETECTABLE` (0.3: a 32x32 px region of the 2D sample gives about 0.2, a 16x16 one
-    0.4) and ``contamination`` at most :data:`MAX_CONTAMINATION` (0.1). ``warnings`` says what
-    is wrong otherwise, one sentence each.
+    (``n_sigma`` x ``floor``); ``contamination`` the share of the region's variance that is
+    signal coarser than the blur of :func:`remove_signal`, beyond what the noise's own
+    correlation puts there. The result is ``reliable`` when ``detectable`` is at most
+    :data:`MAX_DETECTABLE` (0.3: 32x32 px regions of the 2D sample's dark frame give 0.25-0.39,
+    median 0.32, so most are warned; 48x48 ones 0.17-0.24, 16x16 ones 0.4-0.95),
+    ``contamination`` at most :data:`MAX_CONTAMINATION` (0.08), or
+    :data:`MAX_CONTAMINATION_MULTI` (0.03) for a mask along two or more axes, and the correlation
+    fades within the lags analysed. ``warnings`` says what is wrong otherwise, one sentence each.
     """
 
     autocorrelation: np.ndarray
@@ -388,32 +444,18 @@ def analyze_noise(
     """
     stacks, sp = _regions(noise, axes)
     _check_size(stacks)
-    ac = _autocorrelation(stacks, max_lag, signal_sigma).astype(np.float32)
+    rule = dict(max_lag=max_lag, min_corr=min_corr, n_sigma=n_sigma)
+    ac, floor, mask = _suggest(stacks, signal_sigma, **rule)
+    ac = ac.astype(np.float32)
+    removed, _, removed_mask = (ac, floor, mask) if signal_sigma == SIGNAL_SIGMA else _suggest(stacks, SIGNAL_SIGMA, **rule)
+    contamination = _contamination(stacks, removed, removed_mask)
+    unconfirmed = None
+    if signal_sigma and contamination > MAX_CONTAMINATION:
+        mask, unconfirmed = _confirm_axes(stacks, mask, rule), mask
+        unconfirmed = None if unconfirmed.shape == mask.shape else unconfirmed
     n_pixels = int(sum(s.size for s in stacks))
-    floor = noise_floor(ac, n_pixels)
-    mask = suggest_mask(ac, min_corr=min_corr, n_sigma=n_sigma, floor=floor)
-    contamination = _contamination(stacks, max_lag)
     detectable = n_sigma * floor
-    warnings = []
-    if detectable > MAX_DETECTABLE:
-        warnings.append(
-            f"too few pixels ({n_pixels}): only correlations above {detectable:.2f} can be told from "
-            f"chance, so the mask may be too small; use a larger region (32x32 px or more), several "
-            f"regions, or a dark frame"
-        )
-    if contamination > MAX_CONTAMINATION:
-        warnings.append(
-            f"the region holds signal: pixels far apart stay alike (correlation {contamination:.2f} at "
-            f"lags of {max(1, min(ac.shape[-2:]) // 4)}+ px), so the mask may be too large; "
-            f"choose an empty area or a dark frame"
-        )
-    edge = [letter for letter, n, m in zip(sp, mask.shape, ac.shape) if m > 1 and n >= m]
-    if edge:
-        warnings.append(
-            f"the correlation does not fade within the lags analysed along {', '.join(edge)} "
-            f"(+-{ac.shape[sp.index(edge[0])] // 2}): signal, or a range too short; "
-            f"choose an empty area{', a larger Z range' if 'Z' in edge else ''} or a dark frame"
-        )
+    warnings = _warnings(sp, ac, mask, n_pixels, detectable, contamination, unconfirmed)
     centre = tuple(s // 2 for s in ac.shape)
     profiles = {}
     for i, letter in enumerate(sp):
@@ -434,6 +476,79 @@ def analyze_noise(
         contamination=contamination,
         warnings=warnings,
     )
+
+
+def _suggest(
+    stacks: list[np.ndarray], sigma: float | None, *, max_lag: int | tuple[int, ...], min_corr: float, n_sigma: float
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Autocorrelation (signal removed with ``sigma``), its noise floor and suggested mask."""
+    ac = _autocorrelation(stacks, max_lag, sigma)
+    floor = noise_floor(ac, int(sum(s.size for s in stacks)))
+    return ac, floor, suggest_mask(ac, min_corr=min_corr, n_sigma=n_sigma, floor=floor)
+
+
+def _confirm_axes(stacks: list[np.ndarray], mask: np.ndarray, rule: dict) -> np.ndarray:
+    """The mask without the secondary axes that a finer signal removal does not confirm.
+
+    The longest axis stays. Any other axis stays extended only if the mask suggested after
+    removing a blur of sigma :data:`FINE_SIGMA` extends along it too: the flanks of spots and
+    fibres (2-4 px) fall to the finer removal, a noise correlation of a few pixels does not.
+    """
+    _, _, fine = _suggest(stacks, FINE_SIGMA, **rule)
+    longest = int(np.argmax(mask.shape))
+    keep = [n if i == longest or f > 1 else 1 for i, (n, f) in enumerate(zip(mask.shape, fine.shape))]
+    return np.ones(keep, dtype=bool)
+
+
+def _warnings(
+    sp: str,
+    ac: np.ndarray,
+    mask: np.ndarray,
+    n_pixels: int,
+    detectable: float,
+    contamination: float,
+    unconfirmed: np.ndarray | None = None,
+) -> list[str]:
+    """The reliability warnings of an analysis (see :class:`NoiseAnalysis`), one sentence each."""
+    warnings = []
+    if detectable > MAX_DETECTABLE:
+        warnings.append(
+            f"too few pixels ({n_pixels}): only correlations above {detectable:.2f} can be told from "
+            f"chance, so the mask may be too small; use a larger region (32x32 px or more), several "
+            f"regions, or a dark frame"
+        )
+    extended = [letter for letter, n in zip(sp, mask.shape) if n > 1]
+    if contamination > MAX_CONTAMINATION:
+        cut = ""
+        if unconfirmed is not None:
+            gone = [letter for letter, n, m in zip(sp, mask.shape, unconfirmed.shape) if n < m]
+            cut = (
+                f"; along {' and '.join(sorted(gone, key='XYZ'.index))} the correlation fades when finer "
+                f"structure is removed too (sigma {FINE_SIGMA:g} px), as signal's does, so the mask leaves "
+                f"{'them' if len(gone) > 1 else 'it'} out ({mask_to_spec(unconfirmed)} with "
+                f"{'them' if len(gone) > 1 else 'it'})"
+            )
+        warnings.append(
+            f"the region holds signal ({contamination:.0%} of its variance is smooth structure that "
+            f"the noise does not explain){cut}: the mask may take signal for noise; choose an empty area "
+            f"or a dark frame"
+        )
+    elif len(extended) > 1 and contamination > MAX_CONTAMINATION_MULTI:
+        longest = int(np.argmax(mask.shape))
+        alone = np.ones([n if i == longest else 1 for i, n in enumerate(mask.shape)], dtype=bool)
+        warnings.append(
+            f"the mask extends along {' and '.join(sorted(extended, key='XYZ'.index))}, as signal in the "
+            f"region ({contamination:.0%} of its variance) would make it; along {sp[longest]} alone it is "
+            f"{mask_to_spec(alone)}; check with an empty area or a dark frame"
+        )
+    edge = [letter for letter, n, m in zip(sp, mask.shape, ac.shape) if m > 1 and n >= m]
+    if edge:
+        warnings.append(
+            f"the correlation does not fade within the lags analysed along {', '.join(edge)} "
+            f"(+-{ac.shape[sp.index(edge[0])] // 2}): signal, or a range too short; "
+            f"choose an empty area{', a larger Z range' if 'Z' in edge else ''} or a dark frame"
+        )
+    return warnings
 
 
 @dataclass
