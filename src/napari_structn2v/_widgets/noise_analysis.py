@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qdebounced
 
 from ._layers import (
     HELPER_KEY,
@@ -147,10 +148,8 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self._worker: Any = None
         self._worker_source = ""
         self._pending = False
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._auto_analyze)
+        # superqt's debounce: one analysis DEBOUNCE_MS after the last of a burst of ROI edits
+        self._debounced_analyze = qdebounced(self._auto_analyze, timeout=DEBOUNCE_MS, parent=self)
 
         self.roi_button.clicked.connect(self.add_roi_layer)
         self.background_button.clicked.connect(self.find_background)
@@ -280,7 +279,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
     def schedule(self, *args: Any) -> None:
         """Recompute after the ROI stops changing for :data:`DEBOUNCE_MS`."""
-        self._timer.start()
+        self._debounced_analyze()
 
     def _auto_analyze(self) -> None:
         if self.mode_dark.isChecked() or (self._roi_layer is not None and len(self._roi_layer.data)):
@@ -532,7 +531,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
     # cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop timers and workers and disconnect every viewer callback."""
-        self._timer.stop()
+        self._debounced_analyze.cancel()
         if self._worker is not None:
             detach_worker(self._worker, self._on_background_result, self._on_background_finished, self._on_background_finished)
             self._worker = None
