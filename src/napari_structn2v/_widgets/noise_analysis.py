@@ -120,14 +120,14 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self.suggest_button.setEnabled(False)
 
         form = QFormLayout()
-        form.addRow("Image", self.source_combo)
+        form.addRow("Image", self.source_combo.native)
         form.addRow(self.mode_roi)
         roi_buttons = QHBoxLayout()
         roi_buttons.addWidget(self.roi_button)
         roi_buttons.addWidget(self.background_button)
         form.addRow(roi_buttons)
         form.addRow(self.mode_dark)
-        form.addRow("Dark frame", self.dark_combo)
+        form.addRow("Dark frame", self.dark_combo.native)
         form.addRow("Z range ±", self.z_range)
         form.addRow("Max lag", self.max_lag)
         form.addRow(self.spectrum_check)
@@ -153,7 +153,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
         self.roi_button.clicked.connect(self.add_roi_layer)
         self.background_button.clicked.connect(self.find_background)
-        self.source_combo.currentTextChanged.connect(self._pick_dark)
+        self.source_combo.changed.connect(self._pick_dark)
         napari_viewer.layers.events.inserted.connect(self._pick_dark)
         self.analyze_button.clicked.connect(self.analyze)
         self.suggest_button.clicked.connect(self.suggest)
@@ -168,16 +168,15 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
     def _pick_dark(self, *args: Any) -> None:
         """Offer a layer called '...dark...' as the dark frame; never the image being analysed."""
-        source = self.source_combo.currentText()
-        current = self.dark_combo.currentText()
-        if current and current == source:
-            self.dark_combo.setCurrentIndex(0)  # the empty choice
-            current = ""
-        if not current:
-            for i in range(self.dark_combo.count()):
-                name = self.dark_combo.itemText(i)
-                if name and name != source and "dark" in name.lower():
-                    self.dark_combo.setCurrentIndex(i)
+        source = self.source_combo.layer()
+        dark = self.dark_combo.layer()
+        if dark is not None and dark is source:
+            self.dark_combo.value = None  # the empty choice
+            dark = None
+        if dark is None:
+            for layer in self.dark_combo.choices:
+                if layer is not None and layer is not source and "dark" in layer.name.lower():
+                    self.dark_combo.value = layer
                     break
 
     # ROI ---------------------------------------------------------------------------
@@ -536,10 +535,12 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
             detach_worker(self._worker, self._on_background_result, self._on_background_finished, self._on_background_finished)
             self._worker = None
         self._unfollow_roi()
-        try:
-            self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
-        except Exception:  # noqa: BLE001
-            pass
+        for emitter, callback in ((self.viewer.layers.events.removed, self._on_layer_removed),
+                                  (self.viewer.layers.events.inserted, self._pick_dark)):
+            try:
+                emitter.disconnect(callback)
+            except Exception:  # noqa: BLE001
+                pass
         self.source_combo.disconnect_viewer()
         self.dark_combo.disconnect_viewer()
 
