@@ -1,8 +1,9 @@
 """napari conventions (issue 11): magicgui layer pickers that follow the layer list, superqt's
-throttle and debounce instead of hand-made timers, the Layers-menu command."""
+throttle and debounce instead of hand-made timers, the Layers-menu command, the Train dock's loss CSV."""
 # ruff: noqa: F811 - the fixtures imported from test_widgets are redefined as test arguments
 from __future__ import annotations
 
+import csv
 import time
 
 import numpy as np
@@ -13,8 +14,10 @@ pytest.importorskip("pytestqt")
 
 from test_widgets import (
     PLUGIN,
+    TRAIN_KW,
     notes,  # noqa: F401 - fixture
     open_widget,
+    set_train,
     structured_image,
     viewer,  # noqa: F401 - fixture
 )
@@ -192,3 +195,29 @@ def test_layers_menu_mistakes_are_notifications(viewer, qtbot, notes, monkeypatc
     monkeypatch.setattr(menu, "ask_model_path", lambda parent=None: str(tmp_path / "junk.pt"))
     assert menu.denoise_selected_layer(viewer) is None
     assert len(notes["error"]) == 2 and "img (StructN2V)" not in viewer.layers
+
+
+# 5. the loss as CSV -------------------------------------------------------------------------------
+def test_save_loss_as_csv_button(viewer, qtbot, notes, monkeypatch, tmp_path):
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    assert not train.loss_button.isEnabled()  # no model yet
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 4, "preview_every": 0, "val_every": 2})
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert train.loss_button.isEnabled()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "loss"), "CSV (*.csv)"))
+    train.loss_button.click()
+    rows = list(csv.reader((tmp_path / "loss.csv").read_text().splitlines()))
+    assert rows[0] == ["step", "train_loss", "val_loss"] and [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert rows[2][2] and rows[4][2] and not rows[1][2]  # validations at steps 2 and 4
+    assert "Loss history saved" in notes["info"][-1]
+    train.ask_yes_no = lambda *a: False  # an existing file is replaced only when the user agrees
+    (tmp_path / "loss.csv").write_text("keep")
+    train.loss_button.click()
+    assert (tmp_path / "loss.csv").read_text() == "keep" and "kept as it was" in notes["info"][-1]
+    del train.state.model.config.training["history"]["loss"]  # a model saved before the history was stored
+    assert not train.save_loss_csv(tmp_path / "old.csv")
+    assert "no loss history" in notes["error"][-1] and not (tmp_path / "old.csv").exists()

@@ -178,6 +178,8 @@ class TrainWidget(CleanupMixin, QWidget):
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
         self.save_button = QPushButton("Save model…")
+        self.loss_button = QPushButton("Save loss as CSV…")
+        self.loss_button.setToolTip("The model's training and validation loss per step (step,train_loss,val_loss)")
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
         self.status = QLabel("Idle")
@@ -223,12 +225,14 @@ class TrainWidget(CleanupMixin, QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.loss_button)
         install_scroll_layout(self, layout)
 
         self.train_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self.resume_button.clicked.connect(on_click(self.resume))
         self.save_button.clicked.connect(on_click(self._save_dialog))
+        self.loss_button.clicked.connect(on_click(self._save_loss_dialog))
         self.layers.selection_changed.connect(self._guess_axes)
         self.state.events.mask.connect(self._show_mask)
         self.state.events.model.connect(self._update_buttons)
@@ -278,6 +282,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self.train_button.setEnabled(not running)
         self.resume_button.setEnabled(not running and self.state.model is not None)
         self.save_button.setEnabled(not running and self.state.model is not None)
+        self.loss_button.setEnabled(not running and self.state.model is not None)
         self.stop_button.setEnabled(running)
 
     def config(self):
@@ -561,6 +566,33 @@ class TrainWidget(CleanupMixin, QWidget):
         )
         if path:
             self.save_model(path)
+
+    def save_loss_csv(self, path: str | Path) -> bool:
+        """Write the current model's loss history as CSV; False and a notification on failure."""
+        from ..history import save_loss_csv
+
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model whose loss to save; train one first.")
+            return False
+        if Path(path).exists() and not self.ask_yes_no(self, "Replace CSV file?", f"{path} exists. Replace it?"):
+            notify_info(f"Not saved: {path} is kept as it was.")
+            return False
+        try:
+            save_loss_csv(model, path, overwrite=True)
+        except Exception as exc:  # noqa: BLE001 - never an exception dialog
+            notify_error(f"Cannot save the loss: {describe_error(exc)}")
+            return False
+        notify_info(f"Loss history saved to {path}")
+        return True
+
+    def _save_loss_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save loss history", "structn2v_loss.csv", "CSV (*.csv)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # save_loss_csv asks, once
+        )
+        if path:
+            self.save_loss_csv(path if Path(path).suffix else path + ".csv")
 
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
