@@ -594,27 +594,8 @@ def cmd_export_bmz(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
-    # --quiet after the command too; SUPPRESS keeps one given before it
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    a = sub.add_parser("analyze-noise", parents=[common], help="autocorrelation of pure noise and a suggested blind mask")
-    a.add_argument("noise", help="TIFF of pure noise (dark frame) or an image with an empty region (--roi)")
-    a.add_argument("--axes", help="axes over STCZYX (default: YX for 2D, ZYX for 3D)")
-    a.add_argument(
-        "--roi", action="append",
-        help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise; repeat to pool several",
-    )
-    a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
-    a.add_argument("--out-autocorr", help="write the autocorrelation to this file (.tif, .tiff or .npy)")
-    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr file")
-    a.set_defaults(func=cmd_analyze)
-
+def _add_train_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """The ``train`` command and its options (defaults from TrainConfig)."""
     t = sub.add_parser("train", parents=[common], help="train a StructN2V model on noisy images")
     t.add_argument("images", nargs="+", help="noisy TIFF(s), all with the same axes")
     t.add_argument("--axes", required=True, help="axes over STCZYX, e.g. YX, SYX, ZYX, CYX")
@@ -643,6 +624,30 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the --resume model)")
     t.set_defaults(func=cmd_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    # --quiet after the command too; SUPPRESS keeps one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze-noise", parents=[common], help="autocorrelation of pure noise and a suggested blind mask")
+    a.add_argument("noise", help="TIFF of pure noise (dark frame) or an image with an empty region (--roi)")
+    a.add_argument("--axes", help="axes over STCZYX (default: YX for 2D, ZYX for 3D)")
+    a.add_argument(
+        "--roi", action="append",
+        help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise; repeat to pool several",
+    )
+    a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
+    a.add_argument("--out-autocorr", help="write the autocorrelation to this file (.tif, .tiff or .npy)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr file")
+    a.set_defaults(func=cmd_analyze)
+
+    _add_train_parser(sub, common)
 
     r = sub.add_parser("predict", parents=[common], help="denoise images with a trained model (streamed tile by tile)")
     r.add_argument("model")

@@ -153,7 +153,35 @@ class TrainWidget(CleanupMixin, QWidget):
         self.preview_every = _spin(0, 100_000, 50, step=10)
         self.preview_every.setToolTip("Steps between preview updates (0: no preview)")
 
-        # advanced settings
+        self._make_advanced(defaults)
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.save_button = QPushButton("Save model…")
+        self.loss_button = QPushButton("Save loss as CSV…")
+        self.loss_button.setToolTip("The model's training and validation loss per step (step,train_loss,val_loss)")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.status = QLabel("Idle")
+        self.status.setWordWrap(True)
+        self.plot = LinePlot("Loss (log10)", log_y=True)
+
+        self._build_layout()
+
+        self.train_button.clicked.connect(on_click(self.start))
+        self.stop_button.clicked.connect(on_click(self.stop))
+        self.resume_button.clicked.connect(on_click(self.resume))
+        self.save_button.clicked.connect(on_click(self._save_dialog))
+        self.loss_button.clicked.connect(on_click(self._save_loss_dialog))
+        self.layers.selection_changed.connect(self._guess_axes)
+        self.state.events.mask.connect(self._show_mask)
+        self.state.events.model.connect(self._update_buttons)
+        self._guess_axes()
+        self._show_mask(self.state.mask)
+        self._update_buttons()
+
+    def _make_advanced(self, defaults: Any) -> None:
+        """The settings under *Advanced*, at their TrainConfig defaults."""
         self.lr = _spin(1e-6, 1.0, defaults.lr, step=1e-4, decimals=6)
         self.masked_fraction = _spin(0.001, 0.5, defaults.masked_fraction, step=0.005, decimals=3)
         self.depth = _spin(1, 5, defaults.depth)
@@ -174,18 +202,8 @@ class TrainWidget(CleanupMixin, QWidget):
         self.augment.setChecked(defaults.augment)
         self.val_every = _spin(1, 100_000, defaults.val_every, step=10)
 
-        self.train_button = QPushButton("Train")
-        self.stop_button = QPushButton("Stop")
-        self.resume_button = QPushButton("Resume")
-        self.save_button = QPushButton("Save model…")
-        self.loss_button = QPushButton("Save loss as CSV…")
-        self.loss_button.setToolTip("The model's training and validation loss per step (step,train_loss,val_loss)")
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m steps")
-        self.status = QLabel("Idle")
-        self.status.setWordWrap(True)
-        self.plot = LinePlot("Loss (log10)", log_y=True)
-
+    def _build_layout(self) -> None:
+        """Main settings, *Advanced*, buttons, progress, status and loss plot, in a scroll area."""
         form = QFormLayout()
         form.addRow("Images", self.layers)
         form.addRow("Axes", self.axes_edit)
@@ -227,18 +245,6 @@ class TrainWidget(CleanupMixin, QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.loss_button)
         install_scroll_layout(self, layout)
-
-        self.train_button.clicked.connect(on_click(self.start))
-        self.stop_button.clicked.connect(on_click(self.stop))
-        self.resume_button.clicked.connect(on_click(self.resume))
-        self.save_button.clicked.connect(on_click(self._save_dialog))
-        self.loss_button.clicked.connect(on_click(self._save_loss_dialog))
-        self.layers.selection_changed.connect(self._guess_axes)
-        self.state.events.mask.connect(self._show_mask)
-        self.state.events.model.connect(self._update_buttons)
-        self._guess_axes()
-        self._show_mask(self.state.mask)
-        self._update_buttons()
 
     # UI helpers ------------------------------------------------------------------------
     def _budget_unit_changed(self, unit: str) -> None:
