@@ -27,6 +27,10 @@ def test_manifest_validates():
     assert all(cid.startswith("napari-structn2v.") for cid in commands)
     widgets = {w.display_name: commands[w.command].python_name for w in manifest.contributions.widgets}
     assert widgets == WIDGETS
+    menus = {menu: [item.command for item in items] for menu, items in manifest.contributions.menus.items()}
+    assert menus == {"napari/layers/filter": ["napari-structn2v.denoise_with_saved_model"]}
+    contributable = pytest.importorskip("napari._app_model.constants._menus").is_menu_contributable
+    assert all(contributable(menu) for menu in menus)  # napari ignores a menu id it does not open
     samples = {s.display_name for s in manifest.contributions.sample_data}
     assert samples == {"2D structured-noise sample", "3D structured-noise sample"}
     for command in commands.values():  # every python_name resolves to its defining module
@@ -51,6 +55,7 @@ def test_entry_point_points_at_manifest():
         "napari_structn2v._widgets.mask_designer",
         "napari_structn2v._widgets.train",
         "napari_structn2v._widgets.predict",
+        "napari_structn2v._widgets.menu",
     ],
 )
 def test_import_does_not_load_torch(module):

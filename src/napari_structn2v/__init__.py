@@ -30,6 +30,8 @@ _LAZY = {
     "StructN2VError": "errors",
     "export_bmz": "bmz",
     "predict_dask": "distributed",
+    "loss_history": "history",
+    "save_loss_csv": "history",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import TrainConfig
     from .distributed import predict_dask
     from .errors import StructN2VError
+    from .history import loss_history, save_loss_csv
     from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
     from .model_io import StructN2VModel, load_model
     from .noise import NoiseAnalysis, analyze_noise, autocorrelation, power_spectrum, suggest_mask

@@ -243,13 +243,17 @@ def _optimisation_step(net, optimizer, scaler, batch, offsets, cfg: TrainConfig,
     return loss
 
 
-def _provenance(cfg: TrainConfig, mask_arr, steps_done: int, losses: list[float], best_val: float, best_step, device, budget: Budget) -> dict:
+def _provenance(cfg: TrainConfig, mask_arr, steps_done: int, losses: list[float], best_val: float, best_step, device, budget: Budget,
+                val_losses=(), earlier: dict | None = None) -> dict:
+    from .history import training_curves  # the loss curves (thinned), after those of a resumed model
+
+    curves = training_curves(losses, steps_done, val_losses, earlier)
     return {
         "config": cfg.to_dict(),
         "mask": describe_mask(mask_arr),
         "steps_done": steps_done,
         "final_loss": float(np.mean(losses[-50:])) if losses else None,
-        "history": {"best_val_loss": best_val if math.isfinite(best_val) else None, "best_step": best_step},
+        "history": {"best_val_loss": best_val if math.isfinite(best_val) else None, "best_step": best_step, **curves},
         "device": str(device),
         "elapsed_s": round(budget.elapsed(), 2),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -360,6 +364,7 @@ def train_iter(
     best_val = math.inf if best_val is None else float(best_val)
     best_step = history.get("best_step")
     losses: list[float] = []
+    val_losses: list[tuple[int, float]] = []
     stopped = False
     step = 0
     net.train()
@@ -392,11 +397,12 @@ def train_iter(
         last = budget.done(step)
         if val_batches and (step % cfg.val_every == 0 or last):
             vl = _evaluate(out_net, val_batches, device, dtype)
+            val_losses.append((done_before + step, vl))
             is_best = vl < best_val
             if is_best:
                 best_val, best_step = vl, done_before + step
                 if ckpt is not None:
-                    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget)
+                    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget, val_losses, history)
                     model.save(ckpt / "best.pt")
             yield Validation(step=done_before + step, val_loss=vl, best=is_best)
         if preview_image is not None and cfg.preview_every > 0 and (step % cfg.preview_every == 0 or step == 1):
@@ -405,7 +411,7 @@ def train_iter(
             yield Preview(step=done_before + step, image=out)
 
     out_net.eval()
-    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget)
+    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget, val_losses, history)
     model.config.training["stopped"] = stopped
     if ckpt is not None:
         model.save(ckpt / "last.pt")

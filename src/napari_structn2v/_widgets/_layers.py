@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from magicgui.widgets import ComboBox
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QAbstractItemView, QComboBox, QListWidget, QListWidgetItem, QWidget
+from qtpy.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 if TYPE_CHECKING:
     import napari
@@ -135,16 +136,19 @@ def add_or_update_image(
 
 # pickers -------------------------------------------------------------------------
 class _LayerWatcher:
-    """Mixin: call ``self.refresh()`` whenever the viewer's layer list changes."""
+    """Mixin: call ``self.refresh()`` whenever the viewer's layer list changes (a layer inserted,
+    removed, moved or renamed)."""
 
     def _watch(self, viewer: napari.Viewer, kinds: Sequence[str]) -> None:
         self._viewer = viewer
         self._kinds = tuple(kinds)
         events = viewer.layers.events
         self._connections: list[tuple[Any, Callable]] = []
-        for emitter in (events.inserted, events.removed, events.moved):
-            emitter.connect(self._on_layers_changed)
-            self._connections.append((emitter, self._on_layers_changed))
+        for name in ("inserted", "removed", "moved", "renamed"):
+            emitter = getattr(events, name, None)
+            if emitter is not None:  # 'renamed' is in napari >= 0.4.19
+                emitter.connect(self._on_layers_changed)
+                self._connections.append((emitter, self._on_layers_changed))
 
     def _on_layers_changed(self, event: Any = None) -> None:
         self.refresh()
@@ -166,58 +170,65 @@ class _LayerWatcher:
         self._connections = []
 
 
-class LayerCombo(QComboBox, _LayerWatcher):
-    """A combo box listing the viewer's layers of some kinds, kept up to date."""
+class LayerCombo(ComboBox, _LayerWatcher):
+    """A magicgui ``ComboBox`` whose choices are the viewer's layers of some kinds (the plugin's
+    display-only layers left out), reset whenever the layer list changes.
 
-    def __init__(
-        self,
-        viewer: napari.Viewer,
-        kinds: Sequence[str] = ("image",),
-        *,
-        allow_none: bool = False,
-        parent: QWidget | None = None,
-    ):
-        super().__init__(parent)
-        self._allow_none = allow_none
+    Its value is the chosen layer (None when there is none, or the empty choice with ``allow_none``);
+    the choice survives a rename of its layer. ``changed`` is magicgui's signal; put ``native`` in
+    Qt layouts.
+    """
+
+    null_string = "(none)"
+
+    def __init__(self, viewer: napari.Viewer, kinds: Sequence[str] = ("image",), *, allow_none: bool = False):
+        self._viewer = viewer
+        self._kinds = tuple(kinds)
+        super().__init__(choices=self._layer_choices, nullable=allow_none)
         self._watch(viewer, kinds)
-        self.refresh()
+
+    def _layer_choices(self, widget: Any = None) -> list[tuple[str, napari.layers.Layer]]:
+        return [(layer.name, layer) for layer in self._matching()]
 
     def refresh(self) -> None:
-        """Re-list the layers, keeping the current choice when it still exists."""
-        current = self.currentText()
-        names = [layer.name for layer in self._matching()]
-        if self._allow_none:
-            names = ["", *names]
-        self.blockSignals(True)
-        self.clear()
-        self.addItems(names)
-        index = self.findText(current)
-        self.blockSignals(False)
-        if index >= 0:
-            self.setCurrentIndex(index)
-        elif self.count():
-            self.setCurrentIndex(0)
-            self.currentIndexChanged.emit(0)
-
-    def showPopup(self) -> None:  # noqa: N802 - Qt API; picks up renamed layers
-        self.refresh()
-        super().showPopup()
+        """Re-list the layers in the layer list's order, keeping the chosen one when it still exists
+        (also when renamed); ``changed`` is emitted only when the choice changes."""
+        current = self.value
+        with self.changed.blocked():
+            self.native.clear()  # magicgui would keep the old order of the names it already has
+            self.reset_choices()
+            if current is not None and current in self.choices:
+                self.value = current
+        if self.value is not current:
+            self.changed.emit(self.value)
 
     def layer(self) -> napari.layers.Layer | None:
         """The chosen layer, or None."""
-        name = self.currentText()
-        return find_layer(self._viewer, name) if name else None
+        return self.value
+
+    def currentText(self) -> str:  # noqa: N802 - the QComboBox name, kept for callers and tests
+        """The chosen layer's name, or "" for none."""
+        return self.value.name if self.value is not None else ""
 
     def set_layer(self, name: str) -> None:
-        """Choose the layer called ``name``."""
+        """Choose the layer called ``name`` (or the empty choice for "" with ``allow_none``)."""
         self.refresh()
-        index = self.findText(name)
-        if index >= 0:
-            self.setCurrentIndex(index)
+        if not name and self._nullable:
+            self.value = None
+            return
+        layer = find_layer(self._viewer, name)
+        if layer is not None and layer in self.choices:
+            self.value = layer
 
 
 class LayerChecklist(QListWidget, _LayerWatcher):
-    """A list of the viewer's layers of some kinds with a check box each (multiple choice)."""
+    """A list of the viewer's layers of some kinds with a check box each (multiple choice).
+
+    Hand-rolled on purpose: magicgui's multiple choice (``Select``, what ``list[Image]`` gives) is a
+    list where a plain click selects one layer and drops the others, and choosing several needs
+    Ctrl/Shift-click; training on several layers is common, and check boxes show and keep the choice.
+    It follows the layer list like :class:`LayerCombo` (insert, remove, move, rename).
+    """
 
     selection_changed = Signal()
 
@@ -232,16 +243,17 @@ class LayerChecklist(QListWidget, _LayerWatcher):
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-list the layers, keeping the check marks of those still present."""
-        checked = set(self.checked_names())
+        """Re-list the layers, keeping the check marks of those still present (also when renamed)."""
+        checked = self.layers()
         first = self.count() == 0
         self.blockSignals(True)
         self.clear()
         layers = self._matching()
         for layer in layers:
             item = QListWidgetItem(layer.name)
+            item.setData(Qt.ItemDataRole.UserRole, layer)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = layer.name in checked or (first and not checked and layer is layers[0])
+            on = any(layer is c for c in checked) or (first and not checked and layer is layers[0])
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
@@ -256,9 +268,10 @@ class LayerChecklist(QListWidget, _LayerWatcher):
         ]
 
     def layers(self) -> list[napari.layers.Layer]:
-        """The checked layers."""
-        found = (find_layer(self._viewer, n) for n in self.checked_names())
-        return [layer for layer in found if layer is not None]
+        """The checked layers (still in the viewer)."""
+        items = (self.item(i) for i in range(self.count()))
+        found = [it.data(Qt.ItemDataRole.UserRole) for it in items if it.checkState() == Qt.CheckState.Checked]
+        return [layer for layer in found if layer is not None and layer in self._viewer.layers]
 
     def set_checked(self, names: Sequence[str]) -> None:
         """Check exactly the layers called ``names``."""

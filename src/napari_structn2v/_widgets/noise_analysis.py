@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qdebounced
 
 from ._layers import (
     HELPER_KEY,
@@ -119,14 +120,14 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self.suggest_button.setEnabled(False)
 
         form = QFormLayout()
-        form.addRow("Image", self.source_combo)
+        form.addRow("Image", self.source_combo.native)
         form.addRow(self.mode_roi)
         roi_buttons = QHBoxLayout()
         roi_buttons.addWidget(self.roi_button)
         roi_buttons.addWidget(self.background_button)
         form.addRow(roi_buttons)
         form.addRow(self.mode_dark)
-        form.addRow("Dark frame", self.dark_combo)
+        form.addRow("Dark frame", self.dark_combo.native)
         form.addRow("Z range ±", self.z_range)
         form.addRow("Max lag", self.max_lag)
         form.addRow(self.spectrum_check)
@@ -147,14 +148,12 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
         self._worker: Any = None
         self._worker_source = ""
         self._pending = False
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._auto_analyze)
+        # superqt's debounce: one analysis DEBOUNCE_MS after the last of a burst of ROI edits
+        self._debounced_analyze = qdebounced(self._auto_analyze, timeout=DEBOUNCE_MS, parent=self)
 
         self.roi_button.clicked.connect(self.add_roi_layer)
         self.background_button.clicked.connect(self.find_background)
-        self.source_combo.currentTextChanged.connect(self._pick_dark)
+        self.source_combo.changed.connect(self._pick_dark)
         napari_viewer.layers.events.inserted.connect(self._pick_dark)
         self.analyze_button.clicked.connect(self.analyze)
         self.suggest_button.clicked.connect(self.suggest)
@@ -169,16 +168,15 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
     def _pick_dark(self, *args: Any) -> None:
         """Offer a layer called '...dark...' as the dark frame; never the image being analysed."""
-        source = self.source_combo.currentText()
-        current = self.dark_combo.currentText()
-        if current and current == source:
-            self.dark_combo.setCurrentIndex(0)  # the empty choice
-            current = ""
-        if not current:
-            for i in range(self.dark_combo.count()):
-                name = self.dark_combo.itemText(i)
-                if name and name != source and "dark" in name.lower():
-                    self.dark_combo.setCurrentIndex(i)
+        source = self.source_combo.layer()
+        dark = self.dark_combo.layer()
+        if dark is not None and dark is source:
+            self.dark_combo.value = None  # the empty choice
+            dark = None
+        if dark is None:
+            for layer in self.dark_combo.choices:
+                if layer is not None and layer is not source and "dark" in layer.name.lower():
+                    self.dark_combo.value = layer
                     break
 
     # ROI ---------------------------------------------------------------------------
@@ -280,7 +278,7 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
 
     def schedule(self, *args: Any) -> None:
         """Recompute after the ROI stops changing for :data:`DEBOUNCE_MS`."""
-        self._timer.start()
+        self._debounced_analyze()
 
     def _auto_analyze(self) -> None:
         if self.mode_dark.isChecked() or (self._roi_layer is not None and len(self._roi_layer.data)):
@@ -532,15 +530,17 @@ class NoiseAnalysisWidget(CleanupMixin, QWidget):
     # cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop timers and workers and disconnect every viewer callback."""
-        self._timer.stop()
+        self._debounced_analyze.cancel()
         if self._worker is not None:
             detach_worker(self._worker, self._on_background_result, self._on_background_finished, self._on_background_finished)
             self._worker = None
         self._unfollow_roi()
-        try:
-            self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
-        except Exception:  # noqa: BLE001
-            pass
+        for emitter, callback in ((self.viewer.layers.events.removed, self._on_layer_removed),
+                                  (self.viewer.layers.events.inserted, self._pick_dark)):
+            try:
+                emitter.disconnect(callback)
+            except Exception:  # noqa: BLE001
+                pass
         self.source_combo.disconnect_viewer()
         self.dark_combo.disconnect_viewer()
 

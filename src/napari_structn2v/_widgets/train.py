@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 from superqt import QCollapsible
+from superqt.utils import qthrottled
 
 from ._devices import DeviceCombo
 from ._layers import (
@@ -55,14 +55,14 @@ if TYPE_CHECKING:
 
 #: side of the YX preview crop
 PREVIEW_SIDE = 128
-#: at most one preview layer update per this many seconds
-PREVIEW_MIN_INTERVAL_S = 0.25
+#: at most one preview layer update per this many milliseconds
+PREVIEW_MS = 250
 #: below this many steps a model is far from converged: on the 3D sample, 60 steps of a 3D net took
 #: 16.0 dB to 9.9 dB (issue #8); the benchmarks' curves flatten only after ~1500 steps
 FEW_STEPS = 500
 
-#: at most one progress/plot redraw per this many seconds
-REDRAW_MIN_INTERVAL_S = 0.1
+#: at most one progress/plot redraw per this many milliseconds
+REDRAW_MS = 100
 
 
 def preview_layer_name(source: str) -> str:
@@ -123,12 +123,15 @@ class TrainWidget(CleanupMixin, QWidget):
         self._stop = StopFlag()
         self._preview_info: dict[str, Any] | None = None
         self._pending_preview: Any = None
-        self._last_preview = 0.0
-        self._last_redraw = 0.0
+        # superqt's throttles: the first call runs at once, later ones at most every timeout, and the
+        # last call of a burst is never dropped (the final step and preview are always shown)
+        self._redraw = qthrottled(self._show_step, timeout=REDRAW_MS, leading=True, parent=self)
+        self._preview_throttle = qthrottled(self._flush_preview, timeout=PREVIEW_MS, leading=True, parent=self)
         self._started_at = 0.0
         self.stop_requested_at: float | None = None
         self.finished_at: float | None = None
         self.last_event: Any = None
+        self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
         defaults = TrainConfig()
 
         # main settings
@@ -150,7 +153,35 @@ class TrainWidget(CleanupMixin, QWidget):
         self.preview_every = _spin(0, 100_000, 50, step=10)
         self.preview_every.setToolTip("Steps between preview updates (0: no preview)")
 
-        # advanced settings
+        self._make_advanced(defaults)
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.resume_button = QPushButton("Resume")
+        self.save_button = QPushButton("Save model…")
+        self.loss_button = QPushButton("Save loss as CSV…")
+        self.loss_button.setToolTip("The model's training and validation loss per step (step,train_loss,val_loss)")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.status = QLabel("Idle")
+        self.status.setWordWrap(True)
+        self.plot = LinePlot("Loss (log10)", log_y=True)
+
+        self._build_layout()
+
+        self.train_button.clicked.connect(on_click(self.start))
+        self.stop_button.clicked.connect(on_click(self.stop))
+        self.resume_button.clicked.connect(on_click(self.resume))
+        self.save_button.clicked.connect(on_click(self._save_dialog))
+        self.loss_button.clicked.connect(on_click(self._save_loss_dialog))
+        self.layers.selection_changed.connect(self._guess_axes)
+        self.state.events.mask.connect(self._show_mask)
+        self.state.events.model.connect(self._update_buttons)
+        self._guess_axes()
+        self._show_mask(self.state.mask)
+        self._update_buttons()
+
+    def _make_advanced(self, defaults: Any) -> None:
+        """The settings under *Advanced*, at their TrainConfig defaults."""
         self.lr = _spin(1e-6, 1.0, defaults.lr, step=1e-4, decimals=6)
         self.masked_fraction = _spin(0.001, 0.5, defaults.masked_fraction, step=0.005, decimals=3)
         self.depth = _spin(1, 5, defaults.depth)
@@ -171,16 +202,8 @@ class TrainWidget(CleanupMixin, QWidget):
         self.augment.setChecked(defaults.augment)
         self.val_every = _spin(1, 100_000, defaults.val_every, step=10)
 
-        self.train_button = QPushButton("Train")
-        self.stop_button = QPushButton("Stop")
-        self.resume_button = QPushButton("Resume")
-        self.save_button = QPushButton("Save model…")
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m steps")
-        self.status = QLabel("Idle")
-        self.status.setWordWrap(True)
-        self.plot = LinePlot("Loss (log10)", log_y=True)
-
+    def _build_layout(self) -> None:
+        """Main settings, *Advanced*, buttons, progress, status and loss plot, in a scroll area."""
         form = QFormLayout()
         form.addRow("Images", self.layers)
         form.addRow("Axes", self.axes_edit)
@@ -220,22 +243,8 @@ class TrainWidget(CleanupMixin, QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.loss_button)
         install_scroll_layout(self, layout)
-
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.timeout.connect(self._flush_preview)
-
-        self.train_button.clicked.connect(on_click(self.start))
-        self.stop_button.clicked.connect(on_click(self.stop))
-        self.resume_button.clicked.connect(on_click(self.resume))
-        self.save_button.clicked.connect(on_click(self._save_dialog))
-        self.layers.selection_changed.connect(self._guess_axes)
-        self.state.events.mask.connect(self._show_mask)
-        self.state.events.model.connect(self._update_buttons)
-        self._guess_axes()
-        self._show_mask(self.state.mask)
-        self._update_buttons()
 
     # UI helpers ------------------------------------------------------------------------
     def _budget_unit_changed(self, unit: str) -> None:
@@ -279,6 +288,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self.train_button.setEnabled(not running)
         self.resume_button.setEnabled(not running and self.state.model is not None)
         self.save_button.setEnabled(not running and self.state.model is not None)
+        self.loss_button.setEnabled(not running and self.state.model is not None)
         self.stop_button.setEnabled(running)
 
     def config(self):
@@ -414,6 +424,7 @@ class TrainWidget(CleanupMixin, QWidget):
         self.stop_requested_at = None
         self.finished_at = None
         self.last_event = None
+        self._last_step = None
         self._pending_preview = None
         self._started_at = time.perf_counter()
         if not resume:
@@ -465,30 +476,19 @@ class TrainWidget(CleanupMixin, QWidget):
         from ..events import Preview, TrainDone, TrainStep, Validation
 
         self.last_event = event
-        now = time.perf_counter()
         if isinstance(event, TrainStep):
+            self._last_step = event
             self.plot.append("train", event.step, event.loss, redraw=False)
-            if now - self._last_redraw >= REDRAW_MIN_INTERVAL_S or event.step >= event.total_steps:
-                self._last_redraw = now
-                if self.progress.maximum() != event.total_steps:
-                    self.progress.setRange(0, event.total_steps)
-                self.progress.setValue(event.step)
-                eta = f"ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
-                self.status.setText(
-                    f"step {event.step}/{event.total_steps} · loss {event.loss:.4g} · "
-                    f"{event.patches_per_s:.0f} patches/s · {eta}"
-                )
-                self.plot.update()
+            self._redraw(event)
         elif isinstance(event, Validation):
             self.plot.append("validation", event.step, event.val_loss)
         elif isinstance(event, Preview):
             self._pending_preview = event
-            wait = PREVIEW_MIN_INTERVAL_S - (now - self._last_preview)
-            if wait <= 0:
-                self._flush_preview()
-            elif not self._preview_timer.isActive():
-                self._preview_timer.start(int(wait * 1000))
+            self._preview_throttle()
         elif isinstance(event, TrainDone):
+            self._redraw.cancel()  # a late throttled redraw would overwrite "Finished"
+            if self._last_step is not None:
+                self._show_step(self._last_step)
             self.state.model = event.model
             self.progress.setValue(event.step)
             verb = "Stopped" if event.stopped else "Finished"
@@ -499,15 +499,27 @@ class TrainWidget(CleanupMixin, QWidget):
                     f"worse than the input. Train for a few minutes ('Train for … minutes') before trusting it."
                 )
         elif isinstance(event, Failed):
+            self._redraw.cancel()
             notify_error(f"Training failed: {describe_error(event.error)}")
             self.status.setText(f"Failed: {describe_error(event.error)}")
+
+    @guard_slot
+    def _show_step(self, event: Any) -> None:
+        """Progress bar, status line and loss plot for a step (throttled to every REDRAW_MS)."""
+        if self.progress.maximum() != event.total_steps:
+            self.progress.setRange(0, event.total_steps)
+        self.progress.setValue(event.step)
+        eta = f"ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
+        self.status.setText(
+            f"step {event.step}/{event.total_steps} · loss {event.loss:.4g} · {event.patches_per_s:.0f} patches/s · {eta}"
+        )
+        self.plot.update()
 
     @guard_slot
     def _flush_preview(self) -> None:
         event, self._pending_preview = self._pending_preview, None
         if event is None or self._preview_info is None:
             return
-        self._last_preview = time.perf_counter()
         self._show_preview(event.image)
 
     def _show_preview(self, image: np.ndarray) -> None:
@@ -523,11 +535,13 @@ class TrainWidget(CleanupMixin, QWidget):
 
     @guard_slot
     def _on_error(self, exc: BaseException) -> None:
+        self._redraw.cancel()
         notify_error(f"Training failed: {describe_error(exc)}")
         self.status.setText(f"Failed: {describe_error(exc)}")
 
     @guard_slot
     def _on_finished(self) -> None:
+        self._preview_throttle.cancel()
         self._flush_preview()
         self.worker = None
         self.finished_at = time.perf_counter()
@@ -559,6 +573,33 @@ class TrainWidget(CleanupMixin, QWidget):
         if path:
             self.save_model(path)
 
+    def save_loss_csv(self, path: str | Path) -> bool:
+        """Write the current model's loss history as CSV; False and a notification on failure."""
+        from ..history import save_loss_csv
+
+        model = self.state.model
+        if model is None:
+            notify_error("There is no model whose loss to save; train one first.")
+            return False
+        if Path(path).exists() and not self.ask_yes_no(self, "Replace CSV file?", f"{path} exists. Replace it?"):
+            notify_info(f"Not saved: {path} is kept as it was.")
+            return False
+        try:
+            save_loss_csv(model, path, overwrite=True)
+        except Exception as exc:  # noqa: BLE001 - never an exception dialog
+            notify_error(f"Cannot save the loss: {describe_error(exc)}")
+            return False
+        notify_info(f"Loss history saved to {path}")
+        return True
+
+    def _save_loss_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save loss history", "structn2v_loss.csv", "CSV (*.csv)",
+            options=QFileDialog.Option.DontConfirmOverwrite,  # save_loss_csv asks, once
+        )
+        if path:
+            self.save_loss_csv(path if Path(path).suffix else path + ".csv")
+
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop a running worker and disconnect every callback."""
@@ -567,7 +608,8 @@ class TrainWidget(CleanupMixin, QWidget):
             detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
             self.worker = None
         self.device.stop_probe()
-        self._preview_timer.stop()
+        self._redraw.cancel()
+        self._preview_throttle.cancel()
         self.layers.disconnect_viewer()
         try:
             self.state.events.mask.disconnect(self._show_mask)
