@@ -577,9 +577,11 @@ def test_volume_with_a_2d_mask_trains_over_slices(viewer, qtbot, notes):
     train.state.mask = np.ones((5, 1), bool)  # a Y line with no Z extent
     set_train(train, ["vol"], **{**TRAIN_KW, "steps": 3, "preview_every": 0})
     train.axes_edit.setText("ZYX")
+    train.z_context.setValue(2)
     assert train.start() is not None
-    assert "2D network over the Z slices" in train.status.text()
+    assert "2D network over the Z slices, reading 2 neighbouring" in train.status.text()
     qtbot.waitUntil(lambda: not train.running, timeout=60_000)
     assert not notes["error"], notes["error"]
     assert train.state.model.spatial_ndim == 2 and train.state.model.axes == "ZYX"
+    assert train.state.model.z_context == 2  # the widget's setting reached the model
     assert any("Only 3 training steps" in w for w in notes["warning"])  # a 3-step model is flagged

@@ -198,6 +198,11 @@ class TrainWidget(CleanupMixin, QWidget):
             "For data with a Z axis. auto: a 2D network over the Z slices when the blind mask does not extend "
             "along Z (noise independent across Z), else a 3D network"
         )
+        self.z_context = _spin(0, 8, defaults.z_context)
+        self.z_context.setToolTip(
+            "2D network over Z slices: neighbouring slices on each side it also reads (their noise is "
+            "independent, their signal is not). 0: each slice alone"
+        )
         self.augment = QCheckBox("Flip/rotate augmentation")
         self.augment.setChecked(defaults.augment)
         self.val_every = _spin(1, 100_000, defaults.val_every, step=10)
@@ -229,6 +234,7 @@ class TrainWidget(CleanupMixin, QWidget):
         adv.addRow("Seed", self.seed)
         adv.addRow(self.amp)
         adv.addRow("Network for volumes", self.z_net)
+        adv.addRow("Neighbour slices (2D net)", self.z_context)
         adv.addRow(self.augment)
         adv.addRow("Validate every", self.val_every)
         advanced.addWidget(adv_widget)
@@ -310,6 +316,7 @@ class TrainWidget(CleanupMixin, QWidget):
             device=self.device.currentText(),
             amp=self.amp.isChecked(),
             z_net=self.z_net.currentText(),
+            z_context=self.z_context.value(),
             augment=self.augment.isChecked(),
             preview_every=self.preview_every.value(),
             depth=self.depth.value(),
@@ -434,7 +441,8 @@ class TrainWidget(CleanupMixin, QWidget):
         from ..training import over_slices
 
         if not resume and over_slices(axes, mask, config.z_net):
-            self.status.setText("Starting a 2D network over the Z slices (the mask does not extend along Z)…")
+            near = f", reading {config.z_context} neighbouring slice(s) on each side" if config.z_context else ""
+            self.status.setText(f"Starting a 2D network over the Z slices{near} (the mask does not extend along Z)…")
         else:
             self.status.setText("Starting…")
         if preview is not None and self._preview_info is not None:
