@@ -47,7 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ALL_ROWS_2D = ["noisy", "n2v", "struct", "bm3d", "n2gt", "sweep", "const", "n2v2"]
 ALL_ROWS_3D = ["noisy", "n2v", "struct", "n2gt"]
 #: rows that take the time budget (--time / --time3d) instead of the step budget
-TIMED_ROWS = ["default", "slices", "net3d"]
+TIMED_ROWS = ["default", "slices", "net3d", "nocontext"]
 SETS = {
     # name: (axes, noise axis index in the array, noise-axis letter, folder: shared or built here)
     "dev2d_x": ("SYX", -1, "X", "shared"),
@@ -416,12 +416,15 @@ def main(argv=None) -> int:
                 learned("N2V", n2v_mask, copy.deepcopy(base))
             elif row == "struct":
                 learned("StructN2V (suggested)", sugg, copy.deepcopy(base))
-            elif row in ("default", "slices", "net3d"):
+            elif row in TIMED_ROWS:
                 if budget_s is None:
                     sys.exit(f"quality.py: the {row!r} row needs --time (2D) / --time3d (3D)")
                 # every setting at its default, the mask as `--mask auto --dark dark.tif` picks it
                 cfg = TrainConfig(steps=None, max_time_s=budget_s, seed=args.seed, device=args.device)
-                if row == "default":
+                if row == "default" and is3d:  # the label names the Z context (the default since z_context)
+                    learned(f"StructN2V, defaults ({cfg.z_context} neighbour slice each side for a 2D net), {budget_s:g} s", sugg, cfg)
+                elif row in ("default", "nocontext"):  # nocontext: each Z slice alone (the default before z_context)
+                    cfg.z_context = 0
                     learned(f"StructN2V, defaults, {budget_s:g} s", sugg, cfg)
                 elif row == "net3d":  # the 3D network that z_net="auto" does not choose here
                     cfg.z_net = "3d"
