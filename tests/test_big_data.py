@@ -233,6 +233,80 @@ def test_lazy_training_from_zarr_reads_patches_on_demand(tmp_path):
     assert abs(low[0] - exact_low) < 30 and abs(high[0] - exact_high) < 30
 
 
+class Counting(Guarded):
+    """A Guarded array with zarr-like chunks that counts its reads."""
+
+    def __init__(self, data, chunks):
+        super().__init__(data)
+        self.chunks, self.reads = chunks, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return super().__getitem__(key)
+
+
+def test_block_cache_reads_blocks_once_and_stays_within_its_bound():
+    from napari_structn2v.data import BlockCache, LazyImage
+
+    img = np.random.default_rng(10).integers(0, 1000, (6, 64, 80)).astype(np.uint16)
+    src = Counting(img, chunks=(1, 16, 16))
+    cache = BlockCache(max_bytes=10 * 16 * 16 * 2)  # room for 10 chunks of 512 bytes
+    view = LazyImage(src, "SYX").with_cache(cache)
+    assert view.block == (1, 16, 16)  # the source's chunks
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, y, x = int(rng.integers(6)), int(rng.integers(64 - 20)), int(rng.integers(80 - 20))
+        np.testing.assert_array_equal(view[n, :, y : y + 20, x : x + 20], img[None, n, y : y + 20, x : x + 20])
+        assert cache.nbytes <= cache.max_bytes and len(cache.blocks) <= 10
+    assert cache.hits > 0 and src.reads == cache.misses  # a source read only on a miss
+    assert src.largest == 16 * 16  # whole chunks, never more
+    src.reads = 0
+    np.testing.assert_array_equal(view[2, :, 3:9, 5:7], img[None, 2, 3:9, 5:7])
+    np.testing.assert_array_equal(view[2, :, 3:9, 5:7], img[None, 2, 3:9, 5:7])
+    assert src.reads == 1  # one chunk, read once
+    small = BlockCache(max_bytes=100)  # a block larger than the whole cache is returned, not kept
+    assert small.get(("k",), lambda: np.zeros(200, np.uint8)).size == 200 and small.nbytes == 0
+    tiny = LazyImage(src, "SYX").with_cache(small)  # blocks of at most 100 / 8 bytes: 4 uint16 values
+    assert int(np.prod(tiny.block)) * 2 <= 12
+    np.testing.assert_array_equal(tiny[0, 0], img[0].astype(np.float32))
+    assert small.nbytes <= 100
+
+
+def test_block_shape_caps_big_chunks_and_defaults_without_chunks():
+    from napari_structn2v.data import block_shape
+
+    assert block_shape(Guarded(np.zeros((3, 40, 600, 700), np.uint16)), "CZYX", 1 << 30) == (3, 16, 256, 256)
+    huge = Counting(np.zeros((64, 512, 512), np.float32), chunks=(64, 512, 512))  # one 64 MB chunk
+    shape = block_shape(huge, "ZYX", 8 << 20)
+    assert int(np.prod(shape)) * 4 <= 1 << 20  # an eighth of the cache
+
+
+@pytest.mark.parametrize("cache_bytes", [None, 3 * 4 * 16 * 16 * 4])  # default; 3 chunks: evictions within a patch
+def test_lazy_training_with_a_small_cache_equals_in_memory(tmp_path, monkeypatch, cache_bytes):
+    zarr = pytest.importorskip("zarr")
+    from napari_structn2v import data
+    from napari_structn2v.config import TrainConfig
+    from napari_structn2v.training import train
+
+    if cache_bytes is not None:
+        monkeypatch.setattr(data, "PATCH_CACHE_BYTES", cache_bytes)
+    img = (np.random.default_rng(11).random((12, 40, 48)) * 1000).astype(np.float32)
+    z = zarr.create_array(tmp_path / "v.zarr", shape=img.shape, chunks=(4, 16, 16), dtype="float32")
+    z[:] = img
+    lookups = []  # per cache lookup: was the cache within its bound?
+    get = data.BlockCache.get
+
+    def counted(self, key, load):
+        block = get(self, key, load)
+        lookups.append(self.nbytes <= self.max_bytes)
+        return block
+
+    monkeypatch.setattr(data.BlockCache, "get", counted)
+    cfg = TrainConfig(steps=2, seed=3, **FAST)
+    assert _same_weights(train(z, "ZYX", "1x3x1", cfg), train(img, "ZYX", "1x3x1", cfg))
+    assert lookups and all(lookups)  # the patches came through the cache, always within its bound
+
+
 def test_lazy_image_view_matches_to_internal():
     from napari_structn2v.axes import to_internal
     from napari_structn2v.data import LazyImage

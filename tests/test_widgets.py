@@ -5,6 +5,7 @@ Tiny data, CPU. Waits use qtbot.waitUntil on widget state, never sleeps.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,6 +387,67 @@ def test_predict_errors(viewer, qtbot, notes, tmp_path, monkeypatch):
     assert predict.predict_button.isEnabled()
     assert len(notes["error"]) == 4
     assert_unchanged(viewer, before)
+
+
+def test_predict_dask_layer_fills_a_zarr_layer(viewer, qtbot, notes, tmp_path, monkeypatch):
+    """A dask/zarr-backed layer is read tile by tile into a zarr-backed output layer (issue 10)."""
+    zarr = pytest.importorskip("zarr")
+    da = pytest.importorskip("dask.array")
+    import torch
+
+    from napari_structn2v import io
+    from napari_structn2v._widgets.predict import TEMP_STORE_KEY
+    from napari_structn2v.masks import box_mask
+    from napari_structn2v.model_io import StructN2VModel, new_model_config
+    from napari_structn2v.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    arch = UNetConfig(spatial_ndim=3, in_channels=1, out_channels=1, base_filters=4, depth=1)  # halo 10
+    model = StructN2VModel(UNet(arch).eval(), new_model_config("ZYX", box_mask(1, 3, 1), [0.0], [1000.0], arch, {}))
+    img = (np.random.default_rng(0).random((12, 80, 90)) * 1000).astype(np.uint16)
+    store = zarr.create_array(tmp_path / "in.zarr", shape=img.shape, chunks=(4, 32, 32), dtype="uint16")
+    store[:] = img
+    expected = model.predict(img, "ZYX", tile=48, tta=False)
+    from napari_structn2v import prediction
+
+    monkeypatch.setattr(prediction, "INTENSITY_SAMPLES", 2000)  # as if large: the range check reads a sample
+    whole = []  # dask arrays of the image's full shape turned into numpy: a load of the whole input
+    to_numpy = da.Array.__array__
+
+    def spy(self, *args, **kwargs):
+        if self.shape == img.shape:
+            whole.append(self.shape)
+        return to_numpy(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", spy)
+    viewer.add_image(da.from_zarr(store), name="vol", scale=(2.0, 0.5, 0.5), contrast_limits=(0, 1000))
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.state.model = model
+    predict.image_combo.set_layer("vol")
+    assert predict.axes_edit.text() == "ZYX"
+    predict.tile.setValue(48)
+    predict.device.setCurrentText("cpu")
+    predict.tta.setChecked(False)
+    assert predict.start() is not None
+    out = viewer.layers["vol (StructN2V)"]
+    assert isinstance(out.data, zarr.Array)  # on disk from the start, filled tile by tile
+    temp = out.metadata[TEMP_STORE_KEY]
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert predict.tiles_total > 1 and predict.tiles_done == predict.tiles_total
+    np.testing.assert_allclose(out.data[:], expected, atol=1e-6)
+    lo, hi = np.percentile(expected, (0.5, 99.5))  # limits from a sample of the tiles, near the exact ones
+    assert abs(out.contrast_limits[0] - lo) < 0.05 * (hi - lo) and abs(out.contrast_limits[1] - hi) < 0.05 * (hi - lo)
+    # a re-run into a chosen folder: the same layer, a kept OME-Zarr store, the temporary one removed
+    predict.out_folder.setText(str(tmp_path / "results"))
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert viewer.layers["vol (StructN2V)"] is out and TEMP_STORE_KEY not in out.metadata
+    assert not Path(temp).exists()
+    kept = io.open_image(tmp_path / "results" / "vol_structn2v.ome.zarr")
+    assert kept.axes == "ZYX" and kept.scale == (2.0, 0.5, 0.5)
+    np.testing.assert_allclose(kept.data[:], expected, atol=1e-6)
+    assert not whole, "the whole input was loaded"
+    assert not notes["error"] and not notes["warning"], notes
 
 
 def test_closing_widget_stops_training(viewer, qtbot, notes):

@@ -8,7 +8,9 @@ both, so a lazy and an in-memory training with the same seed see the same patche
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +18,85 @@ import torch
 from .axes import spatial_axes, to_internal, validate_axes
 from .errors import DataError
 from .prediction import check_finite, is_lazy
+
+#: bytes of source blocks a training sampler keeps (LRU) for lazy images: 256 MB hold 128 zarr chunks
+#: of 16 x 256 x 256 uint16 (2 MB each), half of a 64 x 2048 x 2048 uint16 volume
+PATCH_CACHE_BYTES = 256 << 20
+#: block sides for sources without chunks (memmaps, h5py without chunking): as io.default_chunks
+DEFAULT_BLOCK = {"Z": 16, "Y": 256, "X": 256}
+
+
+class BlockCache:
+    """Blocks of lazy sources, least recently used dropped first, at most ``max_bytes`` in all.
+
+    A block larger than ``max_bytes`` is returned but not kept. ``hits``/``misses`` count lookups.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = int(max_bytes)
+        self.blocks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.nbytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, load: Callable[[], np.ndarray]) -> np.ndarray:
+        """The block under ``key``, read with ``load()`` (and kept) when it is not here."""
+        block = self.blocks.get(key)
+        if block is not None:
+            self.hits += 1
+            self.blocks.move_to_end(key)
+            return block
+        self.misses += 1
+        block = load()
+        if block.nbytes <= self.max_bytes:
+            self.blocks[key] = block
+            self.nbytes += block.nbytes
+            while self.nbytes > self.max_bytes:
+                _, old = self.blocks.popitem(last=False)
+                self.nbytes -= old.nbytes
+        return block
+
+    def clear(self) -> None:
+        self.blocks.clear()
+        self.nbytes = 0
+
+
+def block_shape(source, axes: str, max_bytes: int) -> tuple[int, ...]:
+    """Block sides for ``source``: its chunks (zarr, dask, h5py) or :data:`DEFAULT_BLOCK`, halved
+    along the longest side until a block is at most an eighth of ``max_bytes`` (so the cache
+    keeps at least 8 blocks: a 3D patch spans up to 8)."""
+    chunks = getattr(source, "chunksize", None) or getattr(source, "chunks", None)  # dask: chunksize
+    if not chunks or len(chunks) != len(source.shape) or not all(isinstance(c, (int, np.integer)) for c in chunks):
+        chunks = [s if a == "C" else DEFAULT_BLOCK.get(a, 1) for a, s in zip(axes, source.shape)]
+    block = [max(1, min(int(c), int(s))) for c, s in zip(chunks, source.shape)]
+    itemsize = np.dtype(source.dtype).itemsize
+    while int(np.prod(block)) * itemsize > max_bytes // 8 and max(block) > 1:
+        i = int(np.argmax(block))
+        block[i] = (block[i] + 1) // 2
+    return tuple(block)
+
+
+def read_cached(source, key: tuple, block: Sequence[int], cache: BlockCache) -> np.ndarray:
+    """``np.asarray(source[key])`` (``key``: one int or step-1 slice per axis), assembled from the
+    blocks of the grid ``block`` that it touches, each read once and kept in ``cache``."""
+    ranges, squeeze = [], []
+    for i, (k, s) in enumerate(zip(key, source.shape)):
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(s)
+            ranges.append((start, max(start, stop)))
+        else:
+            ranges.append((int(k), int(k) + 1))
+            squeeze.append(i)
+    out = np.empty([b - a for a, b in ranges], dtype=source.dtype)
+    per_axis = [range(a // b, (max(a, c - 1)) // b + 1) if c > a else range(0) for (a, c), b in zip(ranges, block)]
+    for idx in itertools.product(*per_axis):
+        lo = [i * b for i, b in zip(idx, block)]
+        hi = [min(s, x + b) for x, b, s in zip(lo, block, source.shape)]
+        data = cache.get((id(source), idx), lambda lo=lo, hi=hi: np.asarray(source[tuple(map(slice, lo, hi))]))
+        inter = [(max(a, x), min(c, y)) for (a, c), x, y in zip(ranges, lo, hi)]
+        out[tuple(slice(p - a, q - a) for (p, q), (a, _) in zip(inter, ranges))] = data[
+            tuple(slice(p - x, q - x) for (p, q), x in zip(inter, lo))
+        ]
+    return out.squeeze(axis=tuple(squeeze)) if squeeze else out
 
 
 class LazyImage:
@@ -45,6 +126,17 @@ class LazyImage:
         self.ndim = len(self.shape)
         self.dtype = np.dtype(np.float32)
         self.low, self.scale = low, scale
+        self.cache: BlockCache | None = None
+        self.block: tuple[int, ...] = ()
+
+    def with_cache(self, cache: BlockCache) -> LazyImage:
+        """The same view, reading through ``cache`` in blocks of the source's chunks."""
+        return self._replace(cache=cache, block=block_shape(self.source, self.axes, cache.max_bytes))
+
+    def _read(self, key: tuple) -> np.ndarray:
+        if self.cache is None or any(isinstance(k, slice) and k.step not in (None, 1) for k in key):
+            return np.asarray(self.source[key])
+        return read_cached(self.source, key, self.block, self.cache)
 
     def _replace(self, **kw) -> LazyImage:
         new = object.__new__(LazyImage)
@@ -97,7 +189,7 @@ class LazyImage:
             src_key = tuple(
                 int(idx[a]) if a in idx else ckey if a == "C" else src_sp[self.spatial.index(a)] for a in self.axes
             )
-            block = np.asarray(self.source[src_key], dtype=np.float32)
+            block = self._read(src_key).astype(np.float32, copy=False)
             block = np.transpose(block, [rest.index(a) for a in order])
             if "C" not in self.axes:
                 block = block[None][ckey]
@@ -254,18 +346,26 @@ class PatchSampler:
 
     Arrays are ``(N, C, *S)`` float32 (already normalised); they are kept as torch tensors on
     ``device`` when they fit (``max_device_bytes``), so sampling costs no host transfer. Lazy
-    arrays (:class:`LazyImage`) stay where they are and each patch is read when drawn; the random
-    draws are the same, so the patches are too.
+    arrays (:class:`LazyImage`) stay where they are and each patch is read when drawn, through one
+    :class:`BlockCache` of ``cache_bytes`` (default :data:`PATCH_CACHE_BYTES`) for all of them; the
+    random draws are the same, so the patches are too.
     """
 
-    def __init__(self, arrays: list[np.ndarray], patch: tuple[int, ...], *, rng: np.random.Generator, device: torch.device, max_device_bytes: int = 2 << 30):
+    def __init__(
+        self, arrays: list[np.ndarray], patch: tuple[int, ...], *, rng: np.random.Generator, device: torch.device,
+        max_device_bytes: int = 2 << 30, cache_bytes: int | None = None,
+    ):
         self.patch = tuple(patch)
         self.rng = rng
         self.device = device
         total = sum(a.nbytes for a in arrays if not isinstance(a, LazyImage))
         store = device if (device.type != "cpu" and total <= max_device_bytes) else torch.device("cpu")
         self.store = store
-        self.tensors = [a if isinstance(a, LazyImage) else torch.from_numpy(np.ascontiguousarray(a)).to(store) for a in arrays]
+        self.cache = BlockCache(PATCH_CACHE_BYTES if cache_bytes is None else cache_bytes)
+        self.tensors = [
+            a.with_cache(self.cache) if isinstance(a, LazyImage) else torch.from_numpy(np.ascontiguousarray(a)).to(store)
+            for a in arrays
+        ]
         counts = np.array([a.shape[0] * np.prod([s - p + 1 for s, p in zip(a.shape[2:], patch)]) for a in arrays], dtype=np.float64)
         self.weights = counts / counts.sum()
 

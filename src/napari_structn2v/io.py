@@ -379,17 +379,10 @@ def open_output(
         raise DataError(f"axes {axes!r} do not describe an array of shape {shape}")
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "zarr":
-        zarr = _import_zarr()
+        _import_zarr()  # a missing zarr fails before any folder is made
         tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part"))
         try:
-            group = _zarr_group(zarr, tmp)
-            kw = dict(shape=shape, chunks=tuple(chunks) if chunks else default_chunks(shape, axes), dtype="float32", fill_value=0.0)
-            array = group.create_array("0", **kw) if hasattr(group, "create_array") else group.create_dataset("0", **kw)
-            attrs = ome_metadata(axes, scale) if axes else {}
-            if axes:
-                attrs["napari_structn2v"] = {"axes": axes.upper()}
-            group.attrs.update(attrs)
-            yield array
+            yield create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
             _replace_folder(tmp, p)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -416,6 +409,29 @@ def open_output(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def create_ome_zarr(
+    folder: str | Path,
+    shape: Sequence[int],
+    *,
+    axes: str | None = None,
+    scale: Sequence[float] | None = None,
+    chunks: Sequence[int] | None = None,
+) -> Any:
+    """A new float32 OME-Zarr image at ``folder`` (zarr format 2, level ``"0"``, zeros until
+    written), created in place: for a result that is read while it is written (a napari layer).
+    :func:`open_output` wraps it to replace a file only when complete."""
+    zarr = _import_zarr()
+    shape = tuple(int(s) for s in shape)
+    group = _zarr_group(zarr, Path(folder))
+    kw = dict(shape=shape, chunks=tuple(chunks) if chunks else default_chunks(shape, axes), dtype="float32", fill_value=0.0)
+    array = group.create_array("0", **kw) if hasattr(group, "create_array") else group.create_dataset("0", **kw)
+    attrs = ome_metadata(axes, scale) if axes else {}
+    if axes:
+        attrs["napari_structn2v"] = {"axes": axes.upper()}
+    group.attrs.update(attrs)
+    return array
 
 
 def _zarr_group(zarr, folder: Path):

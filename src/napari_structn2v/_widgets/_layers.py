@@ -71,6 +71,12 @@ def layer_array(layer: napari.layers.Layer) -> np.ndarray:
     return np.asarray(data)
 
 
+def layer_data(layer: napari.layers.Layer) -> Any:
+    """The layer's data as it is (level 0 of a multiscale image): dask and zarr data stay lazy."""
+    data = layer.data
+    return data[0] if getattr(layer, "multiscale", False) else data
+
+
 def layer_axes(layer: napari.layers.Layer) -> str:
     """Axes of a layer: ``metadata['axes']`` when valid, else guessed from shape and rgb."""
     from ..axes import guess_axes, validate_axes

@@ -1,8 +1,18 @@
-"""Predict dock widget: tiled denoising in a background worker, streamed into the output layer."""
+"""Predict dock widget: tiled denoising in a background worker, streamed into the output layer.
+
+An in-memory layer gets an in-memory output layer. A lazy layer (dask, zarr, memmap) is never
+loaded: it is read tile by tile and its output layer is an OME-Zarr store on disk, filled tile by
+tile, in the chosen output folder or else a temporary folder removed when Python exits.
+"""
 from __future__ import annotations
 
+import atexit
+import re
+import shutil
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +40,7 @@ from ._layers import (
     install_scroll_layout,
     layer_array,
     layer_axes,
+    layer_data,
     notify_error,
     notify_info,
     notify_warning,
@@ -51,10 +62,50 @@ if TYPE_CHECKING:
 
 #: at most one output-layer refresh per this many milliseconds while tiles stream in
 REFRESH_MS = 100
+#: layer metadata key: the temporary folder holding a zarr output layer's store (ours to remove)
+TEMP_STORE_KEY = "napari_structn2v_temporary_store"
+#: values kept per finished tile of a zarr output for its contrast limits: 4096 x 242 tiles of a
+#: 64 x 2048 x 2048 volume are 1M values (4 MB), and the store is never read back
+CONTRAST_SAMPLES_PER_TILE = 4096
 
 
 def output_layer_name(source: str) -> str:
     return f"{source} (StructN2V)"
+
+
+def zarr_output_name(source: str) -> str:
+    """File name of a zarr output in the chosen folder: ``<layer>_structn2v.ome.zarr``."""
+    return re.sub(r"[^\w.-]+", "_", source).strip("_") + "_structn2v.ome.zarr"
+
+
+@dataclass
+class Warned:
+    """A warning from the input checks that ran in the worker (lazy layers)."""
+
+    message: str
+
+
+class _Discard:
+    """An ``out=`` that keeps nothing: the widget writes each tile into the layer on the main
+    thread (so the viewer never reads a half-written chunk) and no second result is allocated."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+def _remove_temp(folder: str | None) -> None:
+    """Remove a temporary output folder of ours (a replaced zarr output layer's)."""
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _contrast_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """0.5 and 99.5 percentiles of ``values``, or None when they are equal."""
+    lo, hi = np.percentile(values, (0.5, 99.5))
+    return (float(lo), float(hi)) if hi > lo else None
 
 
 def _run_export(model, path, image, axes, overwrite):
@@ -64,11 +115,23 @@ def _run_export(model, path, image, axes, overwrite):
     yield export_bmz(model, path, image=image, axes=axes, overwrite=overwrite)
 
 
-def _run_prediction(model, image, axes, tile, overlap, device, tta, should_stop):
-    """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out."""
+def _run_prediction(model, image, axes, tile, overlap, device, tta, should_stop, check=False):
+    """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out. With ``check`` the
+    input checks run here, off the main thread (a lazy input's NaN check reads all of it once);
+    their warnings come out as :class:`Warned` events."""
+    from ..errors import StructN2VWarning
+
+    if check:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StructN2VWarning)
+            model.check_input(image, axes)
+        for warning in caught:
+            if issubclass(warning.category, StructN2VWarning):
+                yield Warned(str(warning.message))
     return (
         yield from model.predict_iter(
-            image, axes, tile=tile, overlap=overlap, device=device, tta=tta, should_stop=should_stop, check=False
+            image, axes, tile=tile, overlap=overlap, device=device, tta=tta, should_stop=should_stop, check=False,
+            out=_Discard(image.shape),
         )
     )
 
@@ -88,6 +151,8 @@ class PredictWidget(CleanupMixin, QWidget):
         self._stop = StopFlag()
         self._output: Any = None
         self._fresh_output = False
+        self._zarr_output = False  # the output layer is a zarr store (the source is lazy)
+        self._contrast_samples: list[np.ndarray] = []
         # superqt's throttle: the first call runs at once, later ones at most every REFRESH_MS, and
         # the last call of a burst is never dropped
         self._refresh_view = qthrottled(self._show_progress, timeout=REFRESH_MS, leading=True, parent=self)
@@ -122,6 +187,14 @@ class PredictWidget(CleanupMixin, QWidget):
         self.tta = QCheckBox("Average flips (better, 4x slower)")
         self.tta.setChecked(True)
         self.tta.setToolTip("Mean over the flips that keep the blind mask's orientation: about +0.3 dB on the benchmarks")
+        self.out_folder = QLineEdit()
+        self.out_folder.setPlaceholderText("temporary folder")
+        self.out_folder.setToolTip(
+            "Where the result of a dask/zarr-backed (lazy) layer is written, tile by tile, as an OME-Zarr store "
+            "'<layer>_structn2v.ome.zarr' (replaced by a re-run); empty: a temporary folder removed when napari "
+            "quits. In-memory layers get an in-memory result."
+        )
+        self.out_folder_button = QPushButton("…")
         self.predict_button = QPushButton("Predict")
         self.stop_button = QPushButton("Stop")
         self.progress = QProgressBar()
@@ -139,6 +212,10 @@ class PredictWidget(CleanupMixin, QWidget):
         form.addRow("Overlap", self.overlap)
         form.addRow("Device", self.device)
         form.addRow("", self.tta)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.out_folder)
+        folder_row.addWidget(self.out_folder_button)
+        form.addRow("Zarr output folder", folder_row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.predict_button)
         buttons.addWidget(self.stop_button)
@@ -152,6 +229,7 @@ class PredictWidget(CleanupMixin, QWidget):
 
         self.load_button.clicked.connect(on_click(self._load_dialog))
         self.export_button.clicked.connect(on_click(self._export_dialog))
+        self.out_folder_button.clicked.connect(on_click(self._out_folder_dialog))
         self.predict_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self.image_combo.changed.connect(self._guess_axes)
@@ -229,6 +307,11 @@ class PredictWidget(CleanupMixin, QWidget):
         notify_info(f"Model loaded from {path}")
         return True
 
+    def _out_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for zarr results", self.out_folder.text())
+        if path:
+            self.out_folder.setText(path)
+
     def _load_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load StructN2V model", "", "Model (*.pt *.zip);;All files (*)")
         if path:
@@ -298,19 +381,30 @@ class PredictWidget(CleanupMixin, QWidget):
         source = self.image_combo.layer()
         if source is None:
             return self._refuse("Choose an image layer to denoise.")
-        image = layer_array(source)
+        from ..prediction import is_lazy
+
+        image = layer_data(source)
+        lazy = is_lazy(image)
         axes = self.axes_edit.text().strip().upper() or None
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", StructN2VWarning)
-                axes = model.check_input(image, axes)
+            if lazy:  # the full checks run in the worker: they read the whole input
+                axes = self._lazy_axes(model, image, axes)
+            else:
+                image = np.asarray(image)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", StructN2VWarning)
+                    axes = model.check_input(image, axes)
+                for warning in caught:
+                    if issubclass(warning.category, StructN2VWarning):
+                        notify_warning(str(warning.message))
+            self._output = self._output_layer(source, tuple(image.shape), axes if lazy else None)
         except StructN2VError as exc:
             return self._refuse(describe_error(exc))
-        for warning in caught:
-            if issubclass(warning.category, StructN2VWarning):
-                notify_warning(str(warning.message))
+        except OSError as exc:
+            return self._refuse(f"cannot write the zarr output: {exc}")
         overlap = self.overlap.value()
-        self._output = self._output_layer(source, image.shape)
+        self._zarr_output = lazy
+        self._contrast_samples = []
         self._stop = StopFlag()
         self.tiles_done = 0
         self.tiles_total = 0
@@ -331,6 +425,7 @@ class PredictWidget(CleanupMixin, QWidget):
             self.device.currentText(),
             self.tta.isChecked(),
             self._stop,
+            lazy,
             on_event=self._on_event,
             on_finished=self._on_finished,
             on_error=self._on_error,
@@ -344,36 +439,83 @@ class PredictWidget(CleanupMixin, QWidget):
         self.status.setText(f"Failed: {message}")
         return None
 
-    def _output_layer(self, source: Any, shape: tuple[int, ...]) -> Any:
-        """Reuse or add ``"<source> (StructN2V)"`` filled with zeros, aligned with ``source``."""
+    def _lazy_axes(self, model: Any, image: Any, axes: str | None) -> str:
+        """The axes of a lazy input, with the checks that read no data (dtype, axes, RGB-like)."""
+        from ..prediction import check_dtype, check_rgb_like, resolve_axes
+
+        check_dtype(image)
+        arch = model.config.architecture
+        resolved = resolve_axes(len(image.shape), model.axes, axes, arch.spatial_ndim, arch.in_channels)
+        if axes is None:
+            check_rgb_like(tuple(image.shape), resolved)
+        return resolved
+
+    def _output_layer(self, source: Any, shape: tuple[int, ...], zarr_axes: str | None = None) -> Any:
+        """Reuse or add ``"<source> (StructN2V)"`` filled with zeros, aligned with ``source``: a
+        float32 array, or with ``zarr_axes`` a new OME-Zarr store (see :meth:`_new_zarr_output`)."""
         from napari.layers import Image
 
         name = output_layer_name(source.name)
         layer = find_layer(self.viewer, name)
-        limits = tuple(source.contrast_limits)
+        data, temp = self._new_zarr_output(source, shape, zarr_axes) if zarr_axes else (None, None)
         if layer is not None and isinstance(layer, Image) and layer.ndim == len(shape):
-            if layer.data.shape == tuple(shape) and getattr(layer.data, "dtype", None) == np.float32 and isinstance(
-                layer.data, np.ndarray
+            old_temp = layer.metadata.get(TEMP_STORE_KEY)
+            if data is None and isinstance(layer.data, np.ndarray) and layer.data.shape == tuple(shape) and (
+                layer.data.dtype == np.float32
             ):
                 layer.data[...] = 0
                 layer.refresh()
             else:
-                layer.data = np.zeros(shape, dtype=np.float32)
+                layer.data = np.zeros(shape, dtype=np.float32) if data is None else data
+            self._mark_temp(layer, temp)
+            _remove_temp(old_temp)
             layer.scale = source.scale
             layer.translate = source.translate
             self._fresh_output = False  # a re-run keeps the contrast the user set
             return layer
         if layer is not None:
             self.viewer.layers.remove(layer)
+            _remove_temp(layer.metadata.get(TEMP_STORE_KEY))
         self._fresh_output = True  # contrast from the result once it is complete
-        return self.viewer.add_image(
-            np.zeros(shape, dtype=np.float32),
+        layer = self.viewer.add_image(
+            np.zeros(shape, dtype=np.float32) if data is None else data,
             name=name,
             scale=source.scale,
             translate=source.translate,
-            contrast_limits=limits,
+            contrast_limits=tuple(source.contrast_limits),
             colormap=source.colormap.name if hasattr(source, "colormap") else "gray",
         )
+        self._mark_temp(layer, temp)
+        return layer
+
+    def _new_zarr_output(self, source: Any, shape: tuple[int, ...], axes: str) -> tuple[Any, str | None]:
+        """A zero OME-Zarr store for the result: ``<folder>/<layer>_structn2v.ome.zarr`` in the chosen
+        folder (an earlier one replaced), else in a new temporary folder, removed when Python exits
+        (returned as the second item)."""
+        from ..io import check_output, create_ome_zarr
+
+        folder = self.out_folder.text().strip()
+        temp = None
+        if folder:
+            path = check_output(Path(folder) / zarr_output_name(source.name), option="zarr output", overwrite=True)
+            if path.exists():
+                shutil.rmtree(path)  # check_output refused anything but a zarr store
+        else:
+            temp = tempfile.mkdtemp(prefix="structn2v-predict-")
+            atexit.register(shutil.rmtree, temp, True)
+            path = Path(temp) / zarr_output_name(source.name)
+        scale = tuple(float(v) for v in source.scale)
+        # chunks one plane deep: napari redraws one YX plane per refresh, which then reads 64 chunks
+        # of 256 KB for 2048 x 2048 (16 MB), not 64 of 4 MB 16-plane chunks (256 MB)
+        chunks = (1,) * (len(shape) - 2) + tuple(min(256, s) for s in shape[-2:])
+        return create_ome_zarr(path, shape, axes=axes, scale=scale, chunks=chunks), temp
+
+    @staticmethod
+    def _mark_temp(layer: Any, temp: str | None) -> None:
+        if temp is None:
+            layer.metadata.pop(TEMP_STORE_KEY, None)
+        else:
+            layer.metadata[TEMP_STORE_KEY] = temp
 
     def stop(self) -> None:
         """Stop after the current tile; the tiles done so far stay in the output layer."""
@@ -393,6 +535,9 @@ class PredictWidget(CleanupMixin, QWidget):
             self.tiles_total = event.total
             if layer is not None and layer in self.viewer.layers:
                 layer.data[event.region] = event.data
+            if self._zarr_output:  # a strided sample of each tile: the store is never read back
+                flat = event.data.reshape(-1)
+                self._contrast_samples.append(flat[:: max(1, flat.size // CONTRAST_SAMPLES_PER_TILE)].copy())
             if self._activity is None:
                 from napari.utils import progress
 
@@ -409,15 +554,18 @@ class PredictWidget(CleanupMixin, QWidget):
             if layer is not None and layer in self.viewer.layers:
                 if self._fresh_output and not event.stopped:
                     # the source's limits span its noise; the denoised image needs its own
-                    lo, hi = np.percentile(event.image, (0.5, 99.5))
-                    if hi > lo:
-                        layer.contrast_limits = (float(lo), float(hi))
+                    values = np.concatenate([np.empty(0, np.float32), *self._contrast_samples]) if self._zarr_output else layer.data
+                    limits = _contrast_limits(values) if np.size(values) else None
+                    if limits is not None:
+                        layer.contrast_limits = limits
                 layer.refresh()
             verb = "Stopped" if event.stopped else "Done"
             self.status.setText(
                 f"{verb}: {self.tiles_done}/{self.tiles_total} tiles in {elapsed:.1f} s "
                 f"({self.tiles_per_s:.1f} tiles/s)"
             )
+        elif isinstance(event, Warned):
+            notify_warning(event.message)
         elif isinstance(event, Failed):
             self._streaming = False
             notify_error(f"Prediction failed: {describe_error(event.error)}")
