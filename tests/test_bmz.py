@@ -96,6 +96,13 @@ def test_halo_makes_tiles_seamless():
     assert torch.max(torch.abs(tile_s - ref_s)) > 1e-3
 
 
+def test_test_input_of_a_2d_network_over_z_slices_is_the_middle_slice():
+    model = _model(axes="ZYX")  # a 2D network trained over the Z slices of volumes
+    vol = _image((5, 70, 90))
+    x = bmz._test_input(model, vol, None)
+    np.testing.assert_array_equal(x, vol[2, 1:69, 1:89][None, None])
+
+
 def _write_zip(path: Path, files: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in files.items():

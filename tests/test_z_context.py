@@ -9,6 +9,7 @@ from napari_structn2v.masking import mask_offsets
 from napari_structn2v.model_io import load_model
 from napari_structn2v.prediction import context_slices
 from napari_structn2v.training import _masked_inputs, train
+from napari_structn2v.unet import ZContextUNet, context_index
 
 FAST = dict(patch_size=32, batch_size=4, base_filters=8, val_every=10, device="cpu")
 
@@ -24,6 +25,11 @@ def model2(volume):
     return train(volume, "ZYX", "1x5x1", TrainConfig(steps=3, z_context=2, **FAST))
 
 
+@pytest.fixture(scope="module")
+def model1(volume):
+    return train(volume, "ZYX", "1x5x1", TrainConfig(steps=3, z_context=1, **FAST))
+
+
 def test_context_slices_never_give_a_slice_itself_as_its_neighbour():
     assert context_slices(3, 2, 7) == [1, 2, 3, 4, 5]
     assert context_slices(0, 2, 7) == [2, 1, 0, 1, 2]  # beyond the end: the mirror on the other side
@@ -36,6 +42,36 @@ def test_context_slices_never_give_a_slice_itself_as_its_neighbour():
             assert z not in idx[:3] + idx[4:]
     with pytest.raises(DataError, match="at least 2 slices"):
         context_slices(0, 1, 1)
+
+
+def test_the_torch_only_context_index_is_context_slices():
+    for n in range(2, 9):
+        for k in range(0, 5):
+            assert context_index(n, k) == [i for z in range(n) for i in context_slices(z, k, n)], (n, k)
+
+
+@pytest.mark.parametrize("which", ["model1", "model2"])
+def test_zcontext_unet_equals_our_prediction_including_end_slices(which, request, volume):
+    """unet.ZContextUNet (the BMZ package's architecture) on a whole volume = model.predict."""
+    model = request.getfixturevalue(which)
+    net = ZContextUNet(model.z_context, **model.config.architecture.to_dict())
+    net.net.load_state_dict(model.net.state_dict())
+    vol = volume[:, 4:36, 2:42]  # Y and X multiples of 4: no padding in model.predict either
+    low, high = model.config.low[0], model.config.high[0]
+    x = torch.from_numpy((vol - low) / (high - low))[None, None]
+    with torch.no_grad():
+        y = net.eval()(x)[0, 0].numpy() * (high - low) + low
+    ref = model.predict(vol, "ZYX", tta=False)
+    assert y.shape == vol.shape and np.abs(y - ref).max() < 1e-4
+    with torch.no_grad():  # two channels, a batch of two: channel-major stacks, per-sample slices
+        two = torch.cat([x, 2 * x], 1)
+        stacked = net.stack(torch.cat([two, -two]))
+    k, n = model.z_context, vol.shape[0]
+    assert stacked.shape == (2 * n, 2 * (2 * k + 1), 32, 40)
+    for z in range(n):
+        for j, i in enumerate(context_slices(z, k, n)):
+            assert torch.equal(stacked[z, j], x[0, 0, i]) and torch.equal(stacked[z, 2 * k + 1 + j], 2 * x[0, 0, i])
+            assert torch.equal(stacked[n + z, j], -x[0, 0, i])
 
 
 def test_masking_hides_the_centre_slice_only_and_targets_it():

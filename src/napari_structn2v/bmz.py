@@ -150,6 +150,9 @@ def _test_input(model: StructN2VModel, image: np.ndarray | None, axes: str | Non
             if a in "ST":
                 index.append(0)
                 continue
+            if a not in "ZYX"[-nd:] and a != "C":  # Z for a 2D network over the slices: the middle one
+                index.append(size // 2)
+                continue
             if a == "C":
                 index.append(slice(None))
             else:

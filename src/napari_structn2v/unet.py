@@ -1,4 +1,8 @@
-"""U-Net for 2D and 3D images, with the optional N2V2 variant (blur-pool, no top skip)."""
+"""U-Net for 2D and 3D images, with the optional N2V2 variant (blur-pool, no top skip), and
+:class:`ZContextUNet`, a 2D U-Net over the Z slices of a volume that also reads neighbouring slices.
+
+This file imports only torch and the standard library: BioImage Model Zoo packages ship it as the
+architecture of their ``pytorch_state_dict`` weights."""
 from __future__ import annotations
 
 import math
@@ -207,6 +211,76 @@ class UNet(nn.Module):
                 x = torch.cat([x, skips[level]], dim=1)
             x = block(x)
         return self.head(x)
+
+
+def context_index(n: int, k: int) -> list[int]:
+    """The slices a 2D network with ``k`` slices of Z context reads, for each of ``n`` slices:
+    ``(2k + 1) * n`` indices, slice ``z``'s at ``z * (2k + 1) .. z * (2k + 1) + 2k``.
+
+    The rule of ``napari_structn2v.prediction.context_slices`` (kept identical; a test checks it):
+    inside the volume ``z - k .. z + k``; a neighbour beyond an end is replaced by its mirror on the
+    other side (``z - d`` for ``z + d``), else by the nearest slice that is not ``z``; never by
+    ``z`` itself. Plain int loops, so that TorchScript compiles it for any ``n``.
+    """
+    out: list[int] = []
+    for z in range(n):
+        for d in range(-k, k + 1):
+            if d == 0 or (z + d >= 0 and z + d < n):
+                out.append(z + d)
+            elif z - d >= 0 and z - d < n:
+                out.append(z - d)
+            else:
+                c = min(max(z + d, 0), n - 1)
+                if c != z:
+                    out.append(c)
+                elif z + 1 < n:
+                    out.append(z + 1)
+                else:
+                    out.append(z - 1)
+    return out
+
+
+class ZContextUNet(nn.Module):
+    """A 2D :class:`UNet` (submodule ``net``) applied to every Z slice of ``(B, C, Z, Y, X)``
+    volumes, reading ``z_context`` neighbouring slices on each side as extra input channels.
+
+    For slice ``z`` the network's input is the ``C * (2k + 1)`` channels ``c * (2k + 1) + j``
+    holding channel ``c`` of slice ``context_index(Z, k)[z * (2k + 1) + j]`` (channel-major, as
+    in training); its output is slice ``z`` of the result, ``(B, C, Z, Y, X)``. ``net`` needs
+    ``in_channels == out_channels * (2k + 1)``; ``Y`` and ``X`` must be multiples of
+    ``net.config.multiple``, and ``Z`` at least 2.
+    """
+
+    def __init__(self, z_context: int = 1, config: UNetConfig | None = None, **kwargs):
+        super().__init__()
+        k = int(z_context)
+        if k < 1:
+            raise ValueError(f"z_context must be at least 1, got {z_context}")
+        self.net = UNet(config, **kwargs)
+        cfg = self.net.config
+        if cfg.spatial_ndim != 2 or cfg.in_channels != cfg.out_channels * (2 * k + 1):
+            raise ValueError(
+                f"a network with Z context {k} must be 2D with in_channels = out_channels * {2 * k + 1}; "
+                f"got a {cfg.spatial_ndim}D one with {cfg.in_channels} -> {cfg.out_channels} channels"
+            )
+        self.z_context = k
+
+    def stack(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, Z, Y, X)`` -> the network's input for every slice, ``(B * Z, C * (2k + 1), Y, X)``."""
+        if x.dim() != 5:
+            raise ValueError("expected a (batch, channel, z, y, x) tensor")
+        b, c, n, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+        if n < 2:
+            raise ValueError("a model that uses neighbouring Z slices needs at least 2 slices")
+        width = 2 * self.z_context + 1
+        idx = torch.tensor(context_index(n, self.z_context), dtype=torch.long, device=x.device)
+        x = x.index_select(2, idx).reshape(b, c, n, width, h, w)
+        return x.permute(0, 2, 1, 3, 4, 5).reshape(b * n, c * width, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n = x.shape[0], x.shape[2]
+        y = self.net(self.stack(x))
+        return y.reshape(b, n, y.shape[1], y.shape[2], y.shape[3]).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def padded_shape(shape: tuple[int, ...], multiple: tuple[int, ...]) -> tuple[int, ...]:
