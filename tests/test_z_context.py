@@ -133,10 +133,53 @@ def test_predict_dask_equals_tiled_prediction_with_context(model2, volume):
     assert np.abs(lazy.compute(scheduler="synchronous") - model2.predict(vol, "ZYX", tta=False)).max() < 1e-4
 
 
-def test_bmz_export_refuses_context_models_with_a_reason(model2, tmp_path):
-    from napari_structn2v.errors import StructN2VError
+def test_bmz_export_of_a_context_model_runs_in_bioimageio_and_comes_back(model1, volume, tmp_path):
+    """Z-context packages: volumes in, ZContextUNet weights, Z halo k; bioimageio.core reproduces our
+    prediction from both weight formats, and load_model gives back the same model."""
+    import io
+    import zipfile
 
-    with pytest.raises(StructN2VError, match="z_context=0"):
-        from napari_structn2v.bmz import export_bmz
+    yaml = pytest.importorskip("yaml")
+    pytest.importorskip("bioimageio.core")
+    from napari_structn2v import bmz
 
-        export_bmz(model2, tmp_path / "m.zip")
+    if bmz.incompatibility() is not None:
+        pytest.skip(bmz.incompatibility())
+    with pytest.raises(AxesError, match="neighbouring slice"):
+        bmz.export_bmz(model1, tmp_path / "slice.zip", image=volume[0], axes="YX")
+    out = bmz.export_bmz(model1, tmp_path / "context.zip", image=volume, axes="ZYX")
+    passed, report = bmz.test_bmz(out)
+    assert passed, report
+
+    with zipfile.ZipFile(out) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+        test_in = np.load(io.BytesIO(zf.read("test_input.npy")))
+        test_out = np.load(io.BytesIO(zf.read("test_output.npy")))
+        scripted = torch.jit.load(io.BytesIO(zf.read("weights_torchscript.pt")))
+        readme = zf.read("README.md").decode()
+    arch = rdf["weights"]["pytorch_state_dict"]["architecture"]
+    assert arch["callable"] == "ZContextUNet" and arch["kwargs"]["z_context"] == 1
+    assert arch["kwargs"]["in_channels"] == 3 and arch["kwargs"]["out_channels"] == 1
+    in_axes = {a.get("id", a["type"]): a for a in rdf["inputs"][0]["axes"]}
+    out_axes = {a.get("id", a["type"]): a for a in rdf["outputs"][0]["axes"]}
+    assert list(in_axes) == ["batch", "channel", "z", "y", "x"] and len(in_axes["channel"]["channel_names"]) == 1
+    assert in_axes["z"]["size"] == {"min": 3, "step": 1} and out_axes["z"]["halo"] == 1
+    assert bmz.halo(model1)[0] == 1 and bmz.min_input_shape(model1)[0] == 3
+    assert test_in.shape[:3] == (1, 1, 7) and rdf["config"]["napari_structn2v"]["z_context"] == 1
+    assert "Z context" in readme
+    # the test output is our own prediction, end slices included
+    ours = model1.predict(test_in[0, 0], "ZYX", tta=False)
+    np.testing.assert_allclose(test_out[0, 0], ours, atol=1e-5, rtol=0)
+    # the TorchScript weights take any number of slices (scripted stacking), not only the test's 7
+    low, high = model1.config.low[0], model1.config.high[0]
+    vol = volume[1:6, :32, :44]
+    with torch.no_grad():
+        y = scripted(torch.from_numpy((vol - low) / (high - low))[None, None])[0, 0].numpy() * (high - low) + low
+    np.testing.assert_allclose(y, model1.predict(vol, "ZYX", tta=False), atol=1e-4, rtol=0)
+
+    back = load_model(out)
+    assert back.z_context == 1 and back.config.architecture == model1.config.architecture
+    np.testing.assert_array_equal(back.mask, model1.mask)
+    other = np.random.default_rng(7).random((6, 40, 52)).astype(np.float32)
+    np.testing.assert_allclose(back.predict(other, tta=False), model1.predict(other, tta=False), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(back.predict(other), model1.predict(other), atol=1e-4, rtol=0)

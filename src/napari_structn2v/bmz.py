@@ -6,6 +6,13 @@ deepImageJ, ilastik, ...):
 
 - ``pytorch_state_dict`` weights whose architecture is our own torch-only ``unet.py``, shipped in the
   package, plus TorchScript weights traced from the same network;
+- a Z-context model (a 2D network over Z slices that also reads ``k`` neighbouring slices) takes
+  volumes ``(batch, channel, z, y, x)``: its architecture is ``unet.ZContextUNet``, which stacks each
+  slice's neighbours by the rule of :func:`~napari_structn2v.prediction.context_slices` and runs
+  the U-Net (submodule ``net``; TorchScript: the U-Net traced, the stacking scripted, so any number
+  of slices works); Z has a halo of ``k`` slices and a minimum size of ``2k + 1``. Inside a volume
+  tiles along Z are seamless; at its two ends a consumer that pads the volume itself (bioimageio.core
+  pads ``symmetric``) gets slightly different first and last ``k`` slices than our prediction;
 - the normalisation the model was trained with, as fixed ``scale_linear`` pre- and postprocessing;
 - the network's receptive-field radius as the output ``halo`` and the pooling multiple as the size
   ``step``, so tiling consumers get seamless results;
@@ -49,6 +56,8 @@ FORMAT_VERSION = "0.5"
 #: largest test-tensor side: 256 px in 2D, 96 px in 3D (a 96^3 float32 tensor is 3.4 MB)
 TEST_SIDE_2D = 256
 TEST_SIDE_3D = 96
+#: largest test-tensor depth of a Z-context model (at least ``2 * z_context + 1`` slices)
+TEST_SLICES_CONTEXT = 8
 
 STRUCTN2V_CITATION = {
     "text": (
@@ -110,32 +119,48 @@ def _require_spec() -> None:
         raise BMZError(reason)
 
 
-def halo(model: StructN2VModel) -> tuple[int, ...]:
-    """Output halo per spatial axis (ZYX order): the receptive-field radius rounded up to the
-    pooling multiple, the same context margin our own tiled prediction uses."""
+def _space(model: StructN2VModel) -> tuple[str, tuple[int, ...]]:
+    """Spatial axes of the package's tensors (ZYX order) and their size steps: the network's, and
+    for a Z-context model Z in front of them (a 2D network over whole volumes; any number of slices)."""
     arch = model.config.architecture
-    return tuple(int(math.ceil(r / m) * m) for r, m in zip(arch.receptive_radius(), arch.multiple))
+    if getattr(model, "z_context", 0):
+        return "ZYX", (1, *arch.multiple)
+    return "ZYX"[-arch.spatial_ndim:], tuple(arch.multiple)
+
+
+def halo(model: StructN2VModel) -> tuple[int, ...]:
+    """Output halo per spatial axis of the package's tensors (ZYX order): the receptive-field
+    radius rounded up to the pooling multiple, the same context margin our own tiled prediction
+    uses; for a Z-context model Z comes first, with a halo of ``z_context`` slices."""
+    arch = model.config.architecture
+    yx = tuple(int(math.ceil(r / m) * m) for r, m in zip(arch.receptive_radius(), arch.multiple))
+    k = int(getattr(model, "z_context", 0))
+    return (k, *yx) if k else yx
 
 
 def min_input_shape(model: StructN2VModel) -> tuple[int, ...]:
     """Smallest valid input side per spatial axis: ``2 * halo + multiple`` (the spec requires
-    more than ``2 * halo``; the network requires multiples of the pooling factor)."""
-    arch = model.config.architecture
-    return tuple(2 * h + m for h, m in zip(halo(model), arch.multiple))
+    more than ``2 * halo``; the network requires multiples of the pooling factor); for a
+    Z-context model ``2 * z_context + 1`` slices, so that a tile has one slice with all its neighbours."""
+    return tuple(2 * h + m for h, m in zip(halo(model), _space(model)[1]))
 
 
 def _test_input(model: StructN2VModel, image: np.ndarray | None, axes: str | None) -> np.ndarray:
     """The test input ``(1, C, [Z,] Y, X)`` float32: the first sample of ``image`` (or the built-in
-    synthetic sample mapped to the model's intensity range), padded or centre-cropped to a valid size."""
+    synthetic sample mapped to the model's intensity range), padded or centre-cropped to a valid size.
+    A Z-context model gets a volume (at most ``TEST_SLICES_CONTEXT`` slices)."""
     from .axes import to_internal
+    from .errors import AxesError
     from .prediction import resolve_axes
 
     arch = model.config.architecture
-    nd, n_ch = arch.spatial_ndim, arch.in_channels
+    sp, steps = _space(model)
+    nd, n_ch = len(sp), model.n_channels
     low = np.asarray(model.config.low, dtype=np.float32)
     high = np.asarray(model.config.high, dtype=np.float32)
     mins = min_input_shape(model)
-    cap = TEST_SIDE_2D if nd == 2 else TEST_SIDE_3D
+    cap = TEST_SIDE_2D if arch.spatial_ndim == 2 else TEST_SIDE_3D
+    caps = {a: TEST_SLICES_CONTEXT if nd > arch.spatial_ndim and a == "Z" else cap for a in sp}
     if image is None:
         from .synthetic import make_sample
 
@@ -143,26 +168,31 @@ def _test_input(model: StructN2VModel, image: np.ndarray | None, axes: str | Non
         x = np.stack([noisy * (h - lo) + lo for lo, h in zip(low, high)])
     else:
         image = image if hasattr(image, "shape") else np.asarray(image)
-        ax = resolve_axes(image.ndim, model.axes, axes, nd, n_ch)
+        ax = resolve_axes(image.ndim, model.axes, axes, arch.spatial_ndim, n_ch)
+        if any(a not in ax for a in sp):
+            raise AxesError(
+                f"this model denoises each Z slice with {model.z_context} neighbouring slice(s) on each "
+                f"side; give it a volume with a Z axis (axes {ax!r} have none)"
+            )
         # index before converting: a lazy (dask, zarr) layer is read only where the test tensor lies
         index, kept = [], ""
         for a, size in zip(ax, image.shape):
             if a in "ST":
                 index.append(0)
                 continue
-            if a not in "ZYX"[-nd:] and a != "C":  # Z for a 2D network over the slices: the middle one
+            if a not in sp and a != "C":  # Z for a 2D network over the slices: the middle one
                 index.append(size // 2)
                 continue
             if a == "C":
                 index.append(slice(None))
             else:
-                keep = min(size, max(cap, mins["ZYX"[-nd:].index(a)]))
+                keep = min(size, max(caps[a], mins[sp.index(a)]))
                 index.append(slice((size - keep) // 2, (size - keep) // 2 + keep))
             kept += a
         x = to_internal(np.asarray(image[tuple(index)]), kept)[0][0]
     x = np.asarray(x, dtype=np.float32)
-    for d, (mn, step) in enumerate(zip(mins, arch.multiple)):
-        axis = d + 1
+    for d, (a, mn, step) in enumerate(zip(sp, mins, steps)):
+        axis, cap = d + 1, caps[a]
         size = x.shape[axis]
         if size < mn:  # mirror small images up to the smallest valid size
             pad = [(0, 0)] * x.ndim
@@ -200,12 +230,25 @@ def _mask_label(mask: np.ndarray) -> str:
     return "x".join(str(s) for s in mask.shape[::-1])
 
 
+def _context_readme(k: int) -> str:
+    return f"""
+- Z context: a 2D network that denoises each Z slice from the slice and its {k} neighbouring
+  slice(s) on each side, stacked as {2 * k + 1} input channels per data channel (channel-major).
+  The package's tensors are volumes; class `ZContextUNet` of `unet.py` stacks the slices and runs
+  the 2D U-Net (submodule `net`) on each. At a volume's ends a missing neighbour is the slice
+  mirrored on the other side (slice z - d for z + d), else the nearest other slice, never the
+  slice itself. The Z halo of {k} slice(s) makes tiles along Z seamless inside the volume; a
+  consumer that pads the volume's ends itself (bioimageio.core's tiling pads `symmetric`) changes
+  the first and last {k} slice(s): give the whole Z range in one tile for exactly our result."""
+
+
 def _readme(model: StructN2VModel, halos: Sequence[int], mins: Sequence[int], test_shape: Sequence[int]) -> str:
     from . import __version__
     from .masks import describe_mask
 
     arch = model.config.architecture
-    sp = "ZYX"[-arch.spatial_ndim:]
+    sp, steps = _space(model)
+    k = int(getattr(model, "z_context", 0))
     training = model.config.training
     rows = "\n".join(
         f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |"
@@ -225,20 +268,20 @@ that is correlated between neighbouring pixels along the blind mask's extent.
 ## Model
 
 - Data axes at training: `{model.axes}`; input tensor `(batch, channel, {", ".join(sp.lower())})`,
-  {arch.in_channels} channel(s), float32.
+  {model.n_channels} channel(s), float32.
 - Blind mask: {describe_mask(model.mask)} (`#` hidden, centre row{"" if model.mask.ndim == 2 else " of the middle plane"}):
 
 {mask_rows}
 
 - U-Net: depth {arch.depth}, {arch.base_filters} base filters, kernel {list(arch.kernel_size)},
-  pooling {list(arch.pool)}, batch norm {arch.batch_norm}, N2V2 variant {arch.n2v2}.
+  pooling {list(arch.pool)}, batch norm {arch.batch_norm}, N2V2 variant {arch.n2v2}.{_context_readme(k) if k else ""}
 - Normalisation: fixed per channel, `(x - low) / (high - low)` before and its inverse after the
   network (`scale_linear`), with low = {list(model.config.low)} and high = {list(model.config.high)}
   measured on the training data. Output values are in the input's intensity scale.
-- Tiling: input sides are `min + n * step` with min {list(mins)} and step {list(arch.multiple)}
+- Tiling: input sides are `min + n * step` with min {list(mins)} and step {list(steps)}
   ({sp}); crop a halo of {list(halos)} pixels from each output tile (the receptive-field radius)
   for seamless results.
-- Weights: `pytorch_state_dict` (architecture `unet.py`, class `UNet`, torch only) and TorchScript.
+- Weights: `pytorch_state_dict` (architecture `unet.py`, class `{"ZContextUNet" if k else "UNet"}`, torch only) and TorchScript.
 
 ## Training
 
@@ -286,8 +329,9 @@ def export_bmz(
         The ``.zip`` to write. An existing file is kept unless ``overwrite``.
     image : np.ndarray, optional
         An image the model was made for (axes ``axes``, default derived from the model's); its first
-        sample, cropped to at most 256 px per side in 2D (96 in 3D), becomes the test input and the
-        cover. Default: the built-in synthetic sample in the model's intensity range.
+        sample, cropped to at most 256 px per side in 2D (96 in 3D; a Z-context model's volume to
+        at most 8 slices of 256 px), becomes the test input and the cover. Default: the built-in
+        synthetic sample in the model's intensity range.
     name, description : str, optional
         Shown in the zoo; default from the blind mask.
     authors : sequence of str
@@ -309,12 +353,6 @@ def export_bmz(
     DataError, AxesError
         ``image`` does not fit the model.
     """
-    if getattr(model, "z_context", 0):
-        # a bioimage.io consumer tiles Z too and would feed each slice without its neighbours
-        raise BMZError(
-            f"this model reads {model.z_context} neighbouring Z slice(s) on each side, which a bioimage.io "
-            "package cannot describe yet; train with z_context=0 (CLI: --z-context 0) to export"
-        )
     _require_spec()
     import copy
 
@@ -364,11 +402,24 @@ def export_bmz(
     model = StructN2VModel(copy.deepcopy(model.net).cpu().float().eval(), model.config)
     net = model.net
     arch = model.config.architecture
-    nd, n_ch = arch.spatial_ndim, arch.in_channels
-    sp = "zyx"[-nd:]
+    k = int(model.z_context)
+    sp, steps = _space(model)
+    sp = sp.lower()
+    nd, n_ch = len(sp), model.n_channels
     halos, mins = halo(model), min_input_shape(model)
     x = _test_input(model, image, axes)
-    y = model.predict(x[0], "C" + sp.upper(), tile=list(x.shape[2:]), device="cpu", tta=False)[None].astype(np.float32)
+    # our own prediction, in one tile per slice or volume: the package must reproduce it
+    tile = list(x.shape[-arch.spatial_ndim:])
+    y = model.predict(x[0], "C" + sp.upper(), tile=tile, device="cpu", tta=False)[None].astype(np.float32)
+    if k:
+        # the package's network takes whole volumes: ZContextUNet stacks each slice's neighbours
+        package_net = unet.ZContextUNet(k, arch)
+        package_net.net = net
+        package_net.eval()
+        arch_callable, arch_kwargs = "ZContextUNet", {"z_context": k, **arch.to_dict()}
+    else:
+        package_net = net
+        arch_callable, arch_kwargs = "UNet", arch.to_dict()
 
     low = np.asarray(model.config.low, dtype=np.float64)
     scale = np.asarray(model.config.high, dtype=np.float64) - low
@@ -397,12 +448,19 @@ def export_bmz(
         tmp = Path(tmp_name)
         np.save(tmp / "test_input.npy", x)
         np.save(tmp / "test_output.npy", y)
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp / "weights.pt")
+        torch.save({n: v.detach().cpu() for n, v in package_net.state_dict().items()}, tmp / "weights.pt")
         # TorchScript is what deepImageJ and Fiji run; torch 2.10+ flags jit as deprecated, but the
         # bioimage.io spec has no torch.export format yet
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*torch.jit")
-            traced = torch.jit.trace(net, torch.from_numpy((x - low.reshape((1, -1) + (1,) * nd)) / scale.reshape((1, -1) + (1,) * nd)).float())
+            x_norm = torch.from_numpy((x - low.reshape((1, -1) + (1,) * nd)) / scale.reshape((1, -1) + (1,) * nd)).float()
+            if k:
+                # the U-Net traced, the slice stacking scripted: a trace would fix the number of slices
+                wrapper = unet.ZContextUNet(k, arch)
+                wrapper.net = torch.jit.trace(net, package_net.stack(x_norm))
+                traced = torch.jit.script(wrapper.eval())
+            else:
+                traced = torch.jit.trace(net, x_norm)
         traced.save(str(tmp / "weights_torchscript.pt"))
         arch_src = tmp / "unet.py"
         arch_src.write_bytes(Path(unet.__file__).read_bytes())
@@ -440,7 +498,7 @@ def export_bmz(
                             ChannelAxis(channel_names=channel_names),
                             *[
                                 SpaceInputAxis(id=AxisId(a), size=ParameterizedSize(min=mn, step=m))
-                                for a, mn, m in zip(sp, mins, arch.multiple)
+                                for a, mn, m in zip(sp, mins, steps)
                             ],
                         ],
                         test_tensor=FileDescr(source=tmp / "test_input.npy"),
@@ -470,7 +528,9 @@ def export_bmz(
                 weights=WeightsDescr(
                     pytorch_state_dict=PytorchStateDictWeightsDescr(
                         source=tmp / "weights.pt",
-                        architecture=ArchitectureFromFileDescr(source=arch_src, callable=Identifier("UNet"), kwargs=arch.to_dict()),
+                        architecture=ArchitectureFromFileDescr(
+                            source=arch_src, callable=Identifier(arch_callable), kwargs=arch_kwargs
+                        ),
                         pytorch_version=torch_version,
                     ),
                     torchscript=TorchscriptWeightsDescr(
@@ -566,6 +626,9 @@ def load_bmz(path: str | os.PathLike, *, map_location: str = "cpu") -> StructN2V
             if not isinstance(source, str) or source not in names:
                 raise ModelFileError(f"{label}: the package lacks its pytorch_state_dict weights")
             state = torch.load(io.BytesIO(zf.read(source)), map_location=map_location, weights_only=True)
+            if ours.get("z_context") and isinstance(state, dict):
+                # a Z-context package's weights are ZContextUNet's: the U-Net is its submodule ``net``
+                state = {n[len("net."):] if n.startswith("net.") else n: v for n, v in state.items()}
     except ModelFileError:
         raise
     except (OSError, zipfile.BadZipFile, yaml.YAMLError) as exc:
