@@ -132,7 +132,12 @@ def write_markdown() -> Path:
         "A 3D U-Net (4 filters, depth 2, untrained: the smallest 3D net here; memory does not depend "
         f"on training), no TTA, {PREDICT_THREADS} torch thread, on a machine of 2 shared CPU cores. Each size's input "
         "is written by one fresh process and predicted by another: 'RSS before' is after the imports, "
-        "opening the input and building the model; 'peak RSS' is the predicting process's maximum.\n",
+        "opening the input and building the model; 'peak RSS' is the predicting process's maximum. CPU time is "
+        "user + system seconds of the predicting process (not inflated by other jobs, unlike wall time).\n",
+        "glibc lets its mmap threshold grow to 32 MB once large blocks are freed: tile buffers below that stay in a "
+        "heap that fragments, so the default peak varies from run to run and creeps with the number of tiles. "
+        "`--mmap-threshold 1048576` fixes it at 1 MB (blocks of 1 MB or more are unmapped when freed); its cost "
+        "on 2D work is in `mmap_threshold.md`.\n",
     ]
     for mode in ("small", "target", "target_mmap"):
         path = RESULTS / f"memory_{mode}.json"

@@ -54,11 +54,17 @@ def _cluster_run(model, src, tile: int, client) -> np.ndarray:
     return out
 
 
-def _on_cluster(model, src, tile: int, workers: int) -> list[tuple[np.ndarray, float]]:
-    """Two runs on one LocalCluster of ``workers`` single-threaded processes (``local:N``)."""
+def _on_cluster(model, src, tile: int, workers: int, glibc_defaults: bool = False) -> list[tuple[np.ndarray, float]]:
+    """Two runs on one LocalCluster of ``workers`` single-threaded processes (``local:N``).
+    distributed starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's
+    mmap threshold at 128 kB; ``glibc_defaults`` leaves that variable out."""
+    import dask
+
     from napari_structn2v.distributed import connect
 
-    client = connect(f"local:{workers}")
+    unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None} if glibc_defaults else {}
+    with dask.config.set(unset):
+        client = connect(f"local:{workers}")
     try:
         return [_timed(lambda: _cluster_run(model, src, tile, client)) for _ in range(2)]
     finally:
@@ -95,6 +101,10 @@ def measure(shape: tuple[int, int, int], tile: int, folder: str) -> list[dict]:
         first, second = _on_cluster(model, src, tile, n)
         add(f"predict_dask, LocalCluster {n} worker(s), first run", str(n), *first, "includes worker imports, model shipping")
         add(f"predict_dask, LocalCluster {n} worker(s), second run", str(n), *second)
+    for n in (1, 2):
+        _, second = _on_cluster(model, src, tile, n, glibc_defaults=True)
+        add(f"predict_dask, LocalCluster {n} worker(s), second run, glibc defaults", str(n), *second,
+            "workers without distributed's MALLOC_TRIM_THRESHOLD_=65536")
     return rows
 
 
