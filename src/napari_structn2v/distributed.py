@@ -125,7 +125,9 @@ def predict_dask(
     else:
         darr = da.from_array(array, chunks=tuple(chunks), asarray=False, fancy=False)
     # an axis in one block needs no halo (and dask refuses a halo longer than the axis)
-    halo_of = dict(zip(sp, margins), Z=model.z_context) if model.z_context else dict(zip(sp, margins))
+    halo_of = dict(zip(sp, margins))
+    if model.z_context:  # a 2D net over Z slices: Z is no network axis, but blocks need the neighbours
+        halo_of["Z"] = model.z_context
     depth = {i: halo_of.get(a, 0) if len(darr.chunks[i]) > 1 else 0 for i, a in enumerate(ax)}
     shipped = dask.delayed(model, pure=True, traverse=False)  # one graph key: each worker gets it once
     return darr.map_overlap(

@@ -18,6 +18,7 @@ import torch
 from .axes import spatial_axes, validate_axes
 from .errors import AxesError, ConfigError, DataError, IntensityWarning
 from .events import PredictDone, TileDone
+from .unet import context_of
 
 #: an input whose robust intensity span (0.1-99.9 percentiles) is this many times wider or
 #: narrower than the training span, or whose centre lies this many training spans away, is "far
@@ -90,25 +91,14 @@ def _pad_to_multiple(x: np.ndarray, multiple: Sequence[int]) -> tuple[np.ndarray
 
 
 def context_slices(z: int, k: int, n: int) -> list[int]:
-    """The ``2k + 1`` slice indices a 2D network with Z context reads for slice ``z`` of ``n``.
+    """The ``2k + 1`` slice indices a 2D network with Z context reads for slice ``z`` of ``n``
+    (:func:`~napari_structn2v.unet.context_of`: never ``z`` itself as its own neighbour).
 
-    Inside the volume: ``z - k .. z + k``. A neighbour beyond an end is replaced by its mirror on
-    the other side (``z - d`` for ``z + d``), else the nearest slice that is not ``z``; never by
-    ``z`` itself, whose noise a neighbour must not carry (it would leak to the hidden pixels).
-    Needs ``n >= 2`` when ``k > 0``.
+    Needs ``n >= 2`` when ``k > 0`` (:class:`DataError` otherwise).
     """
     if k and n < 2:
         raise DataError("a model that uses neighbouring Z slices needs at least 2 slices")
-    out = []
-    for d in range(-k, k + 1):
-        if d == 0 or 0 <= z + d < n:
-            out.append(z + d)
-        elif 0 <= z - d < n:
-            out.append(z - d)
-        else:
-            c = min(max(z + d, 0), n - 1)
-            out.append(c if c != z else (z + 1 if z + 1 < n else z - 1))
-    return out
+    return context_of(z, k, n)
 
 
 def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndim: int, channels: int) -> str:

@@ -213,30 +213,37 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def context_index(n: int, k: int) -> list[int]:
-    """The slices a 2D network with ``k`` slices of Z context reads, for each of ``n`` slices:
-    ``(2k + 1) * n`` indices, slice ``z``'s at ``z * (2k + 1) .. z * (2k + 1) + 2k``.
+def context_of(z: int, k: int, n: int) -> list[int]:
+    """The ``2k + 1`` slices a 2D network with ``k`` slices of Z context reads for slice ``z`` of ``n``.
 
-    The rule of ``napari_structn2v.prediction.context_slices`` (kept identical; a test checks it):
-    inside the volume ``z - k .. z + k``; a neighbour beyond an end is replaced by its mirror on the
+    Inside the volume ``z - k .. z + k``; a neighbour beyond an end is replaced by its mirror on the
     other side (``z - d`` for ``z + d``), else by the nearest slice that is not ``z``; never by
-    ``z`` itself. Plain int loops, so that TorchScript compiles it for any ``n``.
+    ``z`` itself, whose noise a neighbour must not carry. Plain int loops, so that TorchScript
+    compiles it; :func:`napari_structn2v.prediction.context_slices` uses the same function.
     """
     out: list[int] = []
-    for z in range(n):
-        for d in range(-k, k + 1):
-            if d == 0 or (z + d >= 0 and z + d < n):
-                out.append(z + d)
-            elif z - d >= 0 and z - d < n:
-                out.append(z - d)
+    for d in range(-k, k + 1):
+        if d == 0 or (z + d >= 0 and z + d < n):
+            out.append(z + d)
+        elif z - d >= 0 and z - d < n:
+            out.append(z - d)
+        else:
+            c = min(max(z + d, 0), n - 1)
+            if c != z:
+                out.append(c)
+            elif z + 1 < n:
+                out.append(z + 1)
             else:
-                c = min(max(z + d, 0), n - 1)
-                if c != z:
-                    out.append(c)
-                elif z + 1 < n:
-                    out.append(z + 1)
-                else:
-                    out.append(z - 1)
+                out.append(z - 1)
+    return out
+
+
+def context_index(n: int, k: int) -> list[int]:
+    """:func:`context_of` for each of ``n`` slices, concatenated: ``(2k + 1) * n`` indices, slice
+    ``z``'s at ``z * (2k + 1) .. z * (2k + 1) + 2k``."""
+    out: list[int] = []
+    for z in range(n):
+        out.extend(context_of(z, k, n))
     return out
 
 
