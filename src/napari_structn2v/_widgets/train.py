@@ -562,15 +562,20 @@ class TrainWidget(CleanupMixin, QWidget):
         if model is None:
             notify_error("There is no model to save; train one first.")
             return False
-        if Path(path).exists() and not self.ask_yes_no(self, "Replace model file?", f"{path} exists. Replace it?"):
+        return self._write_confirmed(path, "model file", "the model", lambda: model.save(path, overwrite=True),
+                                     f"Model saved to {path}")
+
+    def _write_confirmed(self, path: str | Path, kind: str, what: str, write, done: str) -> bool:
+        """Ask before replacing ``path``, run ``write()``, and say how it went; False on refusal or failure."""
+        if Path(path).exists() and not self.ask_yes_no(self, f"Replace {kind}?", f"{path} exists. Replace it?"):
             notify_info(f"Not saved: {path} is kept as it was.")
             return False
         try:
-            model.save(path, overwrite=True)
+            write()
         except Exception as exc:  # noqa: BLE001 - never an exception dialog
-            notify_error(f"Cannot save the model: {describe_error(exc)}")
+            notify_error(f"Cannot save {what}: {describe_error(exc)}")
             return False
-        notify_info(f"Model saved to {path}")
+        notify_info(done)
         return True
 
     def _save_dialog(self) -> None:
@@ -589,16 +594,8 @@ class TrainWidget(CleanupMixin, QWidget):
         if model is None:
             notify_error("There is no model whose loss to save; train one first.")
             return False
-        if Path(path).exists() and not self.ask_yes_no(self, "Replace CSV file?", f"{path} exists. Replace it?"):
-            notify_info(f"Not saved: {path} is kept as it was.")
-            return False
-        try:
-            save_loss_csv(model, path, overwrite=True)
-        except Exception as exc:  # noqa: BLE001 - never an exception dialog
-            notify_error(f"Cannot save the loss: {describe_error(exc)}")
-            return False
-        notify_info(f"Loss history saved to {path}")
-        return True
+        return self._write_confirmed(path, "CSV file", "the loss", lambda: save_loss_csv(model, path, overwrite=True),
+                                     f"Loss history saved to {path}")
 
     def _save_loss_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
