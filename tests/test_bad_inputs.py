@@ -90,6 +90,8 @@ CLI_CASES = [
     ("no filters", [*TRAIN, "--out", "new.pt", "--filters", "0"], "--filters must be in [1, 1024]"),
     ("negative seed", [*TRAIN, "--out", "new.pt", "--seed", "-1"], "--seed must be in [0,"),
     ("zero steps", [*TRAIN, "--out", "new.pt", "--steps", "0"], "--steps must be in [1,"),
+    ("negative z context", [*TRAIN, "--out", "new.pt", "--z-context", "-1"], "--z-context must be in [0, 16]"),
+    ("huge z context", [*TRAIN, "--out", "new.pt", "--z-context", "99"], "--z-context must be in [0, 16]"),
     ("huge mask", [*TRAIN, "--out", "new.pt", "--mask", "99999999x99999999"], "mask sides must be between 1 and 4095"),
     ("huge batch", [*TRAIN, "--out", "new.pt", "--batch", "100000000"], "does not fit in memory"),
     ("empty image", ["train", "empty.npy", "--axes", "YX", "--mask", "3x1", "--out", "new.pt"], "empty image"),

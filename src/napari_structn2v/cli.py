@@ -48,6 +48,8 @@ OPTION_OF = {
     "val_fraction": "--val-fraction",
     "base_filters": "--filters",
     "depth": "--depth",
+    "z_net": "--z-net",
+    "z_context": "--z-context",
     "tile": "--tile",
     "overlap": "--overlap",
     "max_lag": "--max-lag",
