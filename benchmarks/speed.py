@@ -64,8 +64,8 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     """Median step time of train_iter plus the median time of blind_mask_batch alone."""
     import torch
 
+    from napari_structn2v.blindspot import blind_mask_batch, mask_offsets
     from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays
-    from napari_structn2v.masking import blind_mask_batch, mask_offsets
     from napari_structn2v.masks import parse_mask_spec
     from napari_structn2v.training import TrainStep, _patch_shape, train_iter
 

@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from napari_structn2v.masking import augment, blind_mask_batch, mask_offsets, masked_mse, stratified_coords
+from napari_structn2v.augment import augment
+from napari_structn2v.blindspot import blind_mask_batch, mask_offsets, stratified_coords
+from napari_structn2v.losses import masked_mse
 from napari_structn2v.masks import box_mask, cross_mask, parse_mask_spec
 
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from napari_structn2v.blindspot import mask_offsets
 from napari_structn2v.config import TrainConfig
 from napari_structn2v.errors import AxesError, DataError
-from napari_structn2v.masking import mask_offsets
 from napari_structn2v.model_io import load_model
 from napari_structn2v.prediction import context_slices
 from napari_structn2v.training import _masked_inputs, train

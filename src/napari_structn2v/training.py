@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import augment
+from .blindspot import blind_mask_batch, mask_offsets
 from .config import TrainConfig
 from .data import PatchSampler, check_patch, normalize, percentiles, prepare_arrays, split_validation
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
-from .masking import augment, blind_mask_batch, mask_offsets, masked_mse
+from .losses import masked_mse
 from .masks import describe_mask, parse_mask_spec, validate_mask
 from .model_io import StructN2VModel, new_model_config
 from .prediction import intensity_mismatch

@@ -1,7 +1,8 @@
-"""StructN2V pixel manipulation: stratified active pixels, blind-mask replacement, masked loss.
+"""StructN2V's blind spots: stratified active pixels and the blind-mask replacement around them.
 
 All functions are pure torch, run on the tensors' device and take an explicit ``torch.Generator``.
-Tensors are ``(B, C, [Z,] Y, X)``.
+Tensors are ``(B, C, [Z,] Y, X)``. The masked loss is in :mod:`.losses`, the flips and rotations
+applied after masking in :mod:`.augment`; the mask shapes themselves (torch-free) in :mod:`.masks`.
 """
 from __future__ import annotations
 
@@ -102,63 +103,64 @@ def blind_mask_batch(
     device = patches.device
     coords, valid = stratified_coords(b, spatial, fraction, generator=generator, device=device)
     offsets = offsets.to(device)
-    shape_t = torch.tensor(spatial, device=device)
-    strides = torch.tensor([math.prod(spatial[i + 1 :]) for i in range(len(spatial))], device=device)
+    strides = _flat_strides(spatial, device)
     hidden = coords[:, :, None, :] + offsets[None, None]  # B, K, M, nd
-    inside = ((hidden >= 0) & (hidden < shape_t)).all(-1) & valid[:, :, None]
+    inside = ((hidden >= 0) & (hidden < torch.tensor(spatial, device=device))).all(-1) & valid[:, :, None]
     batch_idx = torch.arange(b, device=device)[:, None, None].expand_as(inside)[inside]
-    pix_idx = (hidden * strides).sum(-1)[inside]
     flat = patches.reshape(b, c, -1)
-    n_px = flat.shape[-1]
-    if replacement == "segment":
-        # one random source position per active pixel; the hidden pattern is filled with the
-        # same pattern of pixels around that source (wrapped into the patch)
-        src = (torch.rand(coords.shape, generator=generator, device=device) * shape_t).long()
-        src_hidden = torch.remainder(src[:, :, None, :] + offsets[None, None], shape_t)
-        values = flat[batch_idx, :, (src_hidden * strides).sum(-1)[inside]]
-    elif replacement == "random_pixel":
-        src = torch.randint(0, n_px, (batch_idx.numel(),), generator=generator, device=device)
-        values = flat[batch_idx, :, src]
-    elif replacement == "uniform":
-        lo = flat.amin(-1)  # B, C
-        hi = flat.amax(-1)
-        u = torch.rand((batch_idx.numel(), c), generator=generator, device=device, dtype=patches.dtype)
-        values = lo[batch_idx] + u * (hi - lo)[batch_idx]
-    else:
-        raise ValueError(f"replacement must be 'segment', 'random_pixel' or 'uniform', got {replacement!r}")
+    values = _replacement_values(flat, spatial, coords, offsets, inside, batch_idx, replacement=replacement, generator=generator)
     masked = flat.clone()
-    masked[batch_idx, :, pix_idx] = values
-    weights = torch.zeros((b, 1, flat.shape[-1]), device=device, dtype=patches.dtype)
-    active_b = torch.arange(b, device=device)[:, None].expand_as(valid)[valid]
-    active_p = (coords * strides).sum(-1)[valid]
-    weights[active_b, 0, active_p] = 1.0
+    masked[batch_idx, :, (hidden * strides).sum(-1)[inside]] = values
+    weights = _active_weights(coords, valid, strides, flat)
     return masked.reshape(patches.shape), weights.reshape((b, 1, *spatial))
 
 
-def masked_mse(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the active pixels only (``weights`` 1), averaged over channels."""
-    sq = (prediction.float() - target.float()) ** 2 * weights
-    return sq.sum() / (weights.sum() * prediction.shape[1]).clamp_min(1.0)
+def _flat_strides(spatial: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``(ndim,)`` int64: the flat index of pixel ``p`` of a ``spatial`` patch is ``(p * strides).sum()``."""
+    return torch.tensor([math.prod(spatial[i + 1 :]) for i in range(len(spatial))], device=device)
 
 
-def augment(
-    tensors: tuple[torch.Tensor, ...],
+def _replacement_values(
+    flat: torch.Tensor,
+    spatial: tuple[int, ...],
+    coords: torch.Tensor,
+    offsets: torch.Tensor,
+    inside: torch.Tensor,
+    batch_idx: torch.Tensor,
     *,
+    replacement: str,
     generator: torch.Generator,
-    rotate: bool,
-) -> tuple[torch.Tensor, ...]:
-    """Apply one random flip/90-degree rotation in YX to all ``tensors`` alike.
+) -> torch.Tensor:
+    """``(P, C)`` values for the ``P`` hidden pixels of the patches ``flat`` ``(B, C, N)``.
 
-    Called after masking, so the hidden pixels move with the data and stay aligned with the
-    noise. Rotations turn horizontally correlated noise vertical, so they are used only when
-    ``rotate`` (the mask is symmetric under 90-degree rotation, i.e. the noise is isotropic).
+    The hidden pixels are the ``offsets`` ``(M, ndim)`` around the active pixels ``coords``
+    ``(B, K, ndim)`` where ``inside`` ``(B, K, M)``; ``batch_idx`` ``(P,)`` is the patch of each.
+    See :func:`blind_mask_batch` for the kinds of ``replacement``.
     """
-    r = torch.randint(0, 8, (1,), generator=generator, device=generator.device).item()
-    out = tensors
-    if r & 1:
-        out = tuple(t.flip(-1) for t in out)
-    if r & 2:
-        out = tuple(t.flip(-2) for t in out)
-    if rotate and r & 4 and out[0].shape[-1] == out[0].shape[-2]:
-        out = tuple(t.transpose(-1, -2) for t in out)
-    return out
+    device = flat.device
+    if replacement == "segment":
+        # one random source position per active pixel; the hidden pattern is filled with the
+        # same pattern of pixels around that source (wrapped into the patch)
+        shape_t = torch.tensor(spatial, device=device)
+        src = (torch.rand(coords.shape, generator=generator, device=device) * shape_t).long()
+        src_hidden = torch.remainder(src[:, :, None, :] + offsets[None, None], shape_t)
+        return flat[batch_idx, :, (src_hidden * _flat_strides(spatial, device)).sum(-1)[inside]]
+    if replacement == "random_pixel":
+        src = torch.randint(0, flat.shape[-1], (batch_idx.numel(),), generator=generator, device=device)
+        return flat[batch_idx, :, src]
+    if replacement == "uniform":
+        lo = flat.amin(-1)  # B, C
+        hi = flat.amax(-1)
+        u = torch.rand((batch_idx.numel(), flat.shape[1]), generator=generator, device=device, dtype=flat.dtype)
+        return lo[batch_idx] + u * (hi - lo)[batch_idx]
+    raise ValueError(f"replacement must be 'segment', 'random_pixel' or 'uniform', got {replacement!r}")
+
+
+def _active_weights(coords: torch.Tensor, valid: torch.Tensor, strides: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, N)`` loss weights of ``flat`` ``(B, C, N)``: 1 at the ``valid`` active pixels, else 0."""
+    b = flat.shape[0]
+    weights = torch.zeros((b, 1, flat.shape[-1]), device=flat.device, dtype=flat.dtype)
+    active_b = torch.arange(b, device=flat.device)[:, None].expand_as(valid)[valid]
+    active_p = (coords * strides).sum(-1)[valid]
+    weights[active_b, 0, active_p] = 1.0
+    return weights
