@@ -126,16 +126,17 @@ def run_n2gt(noisy, gt, axes, cfg, log_every=250):
     full-patch MSE, same steps / batch / lr / schedule / flips / validation split as N2V."""
     import torch
 
+    from napari_structn2v.budget import lr_factor
+    from napari_structn2v.checks import patch_shape
     from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays, split_validation
     from napari_structn2v.devices import resolve_device
     from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.training import _lr_factor, _patch_shape
     from napari_structn2v.unet import UNet, UNetConfig
 
     arrays, sp = prepare_arrays(noisy, axes)
     gts, _ = prepare_arrays(gt, axes)
     nd = len(sp)
-    patch = _patch_shape(cfg, nd)
+    patch = patch_shape(cfg, nd)
     low, high = percentiles(arrays, cfg.pmin, cfg.pmax)  # noisy-image normalisation, as N2V
     xn = normalize(arrays, low, high)
     yn = normalize(gts, low, high)
@@ -152,7 +153,7 @@ def run_n2gt(noisy, gt, axes, cfg, log_every=250):
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(cfg.schedule, s / cfg.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg.schedule, s / cfg.steps))
     use_amp = bool(cfg.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     net.train()

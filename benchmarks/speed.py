@@ -65,9 +65,10 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     import torch
 
     from napari_structn2v.blindspot import blind_mask_batch, mask_offsets
+    from napari_structn2v.checks import patch_shape
     from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays
     from napari_structn2v.masks import parse_mask_spec
-    from napari_structn2v.training import TrainStep, _patch_shape, train_iter
+    from napari_structn2v.training import TrainStep, train_iter
 
     cfg.steps = warmup + timed
     cfg.val_fraction = 0.0
@@ -86,7 +87,7 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     # masking alone, on batches from the same kind of sampler, same device
     arrays, sp = prepare_arrays(images, axes)
     low, high = percentiles(arrays, cfg.pmin, cfg.pmax)
-    patch = _patch_shape(cfg, len(sp))
+    patch = patch_shape(cfg, len(sp))
     dev = torch.device("cuda" if device.startswith("cuda") else device)
     sampler = PatchSampler(normalize(arrays, low, high), patch, rng=np.random.default_rng(cfg.seed), device=dev)
     offsets = mask_offsets(parse_mask_spec(mask)).to(dev)

@@ -4,10 +4,11 @@ import time
 import numpy as np
 import pytest
 
+from napari_structn2v.budget import Budget, lr_factor
 from napari_structn2v.config import TrainConfig, parse_duration
 from napari_structn2v.errors import StructN2VError
 from napari_structn2v.synthetic import make_sample
-from napari_structn2v.training import Budget, TrainDone, TrainStep, _lr_factor, train_iter
+from napari_structn2v.training import TrainDone, TrainStep, train_iter
 
 FAST = dict(patch_size=32, batch_size=4, base_filters=8, val_every=10)
 
@@ -38,9 +39,9 @@ def test_budget_progress_is_the_further_of_steps_and_time():
 
 
 def test_cosine_factor_follows_progress():
-    assert _lr_factor("cosine", 0.0) == pytest.approx(1.0)
-    assert _lr_factor("cosine", 1.0) == pytest.approx(0.05)
-    assert _lr_factor("constant", 0.7) == 1.0
+    assert lr_factor("cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor("cosine", 1.0) == pytest.approx(0.05)
+    assert lr_factor("constant", 0.7) == 1.0
 
 
 def test_time_budget_ends_training_and_decays_the_rate():

@@ -8,7 +8,8 @@ from napari_structn2v.config import TrainConfig
 from napari_structn2v.errors import AxesError, DataError
 from napari_structn2v.model_io import load_model
 from napari_structn2v.prediction import context_slices
-from napari_structn2v.training import _masked_inputs, train
+from napari_structn2v.train_step import masked_inputs
+from napari_structn2v.training import train
 from napari_structn2v.unet import ZContextUNet, context_index
 
 FAST = dict(patch_size=32, batch_size=4, base_filters=8, val_every=10, device="cpu")
@@ -80,7 +81,7 @@ def test_masking_hides_the_centre_slice_only_and_targets_it():
     gen = torch.Generator().manual_seed(0)
     cfg = TrainConfig(masked_fraction=0.02)
     offsets = mask_offsets(np.ones((5, 1), bool))
-    x, target, w = _masked_inputs(batch, offsets, cfg, gen, 2)
+    x, target, w = masked_inputs(batch, offsets, cfg, gen, 2)
     assert x.shape == (2, 5, 32, 32) and target.shape == (2, 1, 32, 32) and w.shape == (2, 1, 32, 32)
     assert torch.equal(target, batch[:, :, 2])
     changed = (x != batch[:, 0]).flatten(2).any(-1)  # per slice-channel: touched at all?

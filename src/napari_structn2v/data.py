@@ -331,16 +331,6 @@ def split_validation(arrays: list[np.ndarray], fraction: float, patch: tuple[int
     return train, val
 
 
-def check_patch(arrays: list[np.ndarray], patch: tuple[int, ...], sp: str) -> None:
-    for i, a in enumerate(arrays):
-        small = [f"{letter}={s}" for letter, s, p in zip(sp, a.shape[2:], patch) if s < p]
-        if small:
-            raise DataError(
-                f"image {i + 1} ({', '.join(small)}) is smaller than the training patch "
-                f"{'x'.join(map(str, patch))}; use a smaller patch size"
-            )
-
-
 class PatchSampler:
     """Random patches from arrays of any size, uniformly over all valid patch positions.
 

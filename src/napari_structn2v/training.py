@@ -2,6 +2,11 @@
 
 Scripts and tests drain :func:`train_iter` (or call :func:`train`); the napari widget runs the same
 generator in a thread worker and reacts to its events on the GUI thread.
+
+:func:`train_iter` orchestrates named phases: :func:`_setup` (checks, data, network, optimiser),
+then per step :func:`_train_step`, :func:`_validate` and :func:`_preview`, and :func:`_finish`. The
+step itself is in :mod:`.train_step`, the budgets in :mod:`.budget`, the input checks in :mod:`.checks`,
+the handling of Z slices in :mod:`.zcontext`.
 """
 from __future__ import annotations
 
@@ -9,119 +14,31 @@ import copy
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .augment import augment
-from .blindspot import blind_mask_batch, mask_offsets
+from .blindspot import mask_offsets
+from .budget import Budget, lr_factor
+from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
 from .config import TrainConfig
-from .data import PatchSampler, check_patch, normalize, percentiles, prepare_arrays, split_validation
+from .data import PatchSampler, normalize, percentiles, split_validation
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
-from .losses import masked_mse
-from .masks import describe_mask, parse_mask_spec, validate_mask
+from .masks import describe_mask, validate_mask
 from .model_io import StructN2VModel, new_model_config
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
+from .train_step import EMA, autocast_dtype, evaluate, masked_inputs, optimisation_step
 from .unet import UNet, UNetConfig
+from .zcontext import network_mask, over_slices, prepare_with_context
 
-
-def _lr_factor(schedule: str, progress: float) -> float:
-    """Learning-rate factor at ``progress`` (0 to 1 of the budget, steps or time)."""
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        t = min(1.0, max(0.0, progress))
-        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * t))
-    raise StructN2VError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
-
-
-def _patch_shape(cfg: TrainConfig, nd: int) -> tuple[int, ...]:
-    return (cfg.patch_size,) * 2 if nd == 2 else (cfg.patch_size_z, cfg.patch_size, cfg.patch_size)
-
-
-class Budget:
-    """A step budget, a wall-clock budget, or both (whichever ends first)."""
-
-    def __init__(self, steps: int | None, max_time_s: float | None):
-        if steps is None and max_time_s is None:
-            raise StructN2VError("give a step budget, a time budget, or both")
-        self.steps, self.max_time_s = steps, max_time_s
-        self.t0 = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def progress(self, step: int) -> float:
-        """Fraction of the budget used after ``step`` steps (the larger of steps and time)."""
-        p = 0.0
-        if self.steps is not None:
-            p = step / max(1, self.steps)
-        if self.max_time_s is not None:
-            p = max(p, self.elapsed() / max(self.max_time_s, 1e-9))
-        return min(1.0, p)
-
-    def done(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
-
-    def total_steps(self, step: int) -> int:
-        """The step count the run will end at (an estimate under a time budget)."""
-        p = self.progress(step)
-        estimate = int(round(step / p)) if p > 0 else step
-        return min(self.steps, estimate) if self.steps is not None else max(step, estimate)
-
-
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """The autocast dtype for ``device``: float16 on CUDA, bfloat16 on CPUs with native bf16."""
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.float16
-    if device.type == "cpu" and _cpu_has_bf16():
-        return torch.bfloat16
-    return None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001 - builds without oneDNN: no native bf16
-        return False
-
-
-def over_slices(axes: str, mask: np.ndarray, z_net: str = "auto") -> bool:
-    """True when data with ``axes`` get a 2D network over their Z slices (see ``TrainConfig.z_net``)."""
-    if z_net not in ("auto", "2d", "3d"):
-        raise StructN2VError(f"z_net must be 'auto', '2d' or '3d', got {z_net!r}")
-    if "Z" not in axes.upper() or z_net == "3d":
-        return False
-    mask = np.asarray(mask, dtype=bool)
-    return z_net == "2d" or mask.ndim == 2 or mask.shape[0] == 1
-
-
-def _prepare_with_context(images, axes: str, slices: bool, want: int, resuming: bool) -> tuple[list, str, int]:
-    """Arrays for training, their spatial axes and the Z context actually used.
-
-    Z context needs volumes of at least ``2k + 1`` slices; it is reduced to what the thinnest
-    volume allows (0: plain slices), except when resuming, where the model's context is fixed.
-    """
-    if not want:
-        arrays, sp = prepare_arrays(images, axes, z_as_sample=slices)
-        return arrays, sp, 0
-    if "Z" not in axes.upper():
-        raise DataError(f"the model reads neighbouring Z slices; these images (axes {axes!r}) have no Z axis")
-    arrays, sp = prepare_arrays(images, axes, z_as_sample=False)
-    context = min(want, (min(a.shape[2] for a in arrays) - 1) // 2)
-    if resuming and context < want:
-        raise DataError(f"the model reads {want} slices on each side of a slice; these volumes are thinner than {2 * want + 1} slices")
-    if context:
-        return arrays, sp, context
-    arrays, sp = prepare_arrays(images, axes, z_as_sample=True)
-    return arrays, sp, 0
+# the events and over_slices (which the Train widget imports from here) are part of this module's API
+__all__ = ["Preview", "TrainDone", "TrainEvent", "TrainStep", "Validation", "over_slices", "train", "train_iter"]
 
 
 def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: StructN2VModel | None, context: int = 0):
@@ -161,6 +78,43 @@ def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: 
     return UNet(arch), arch, low, high, 0, {}
 
 
+@dataclass
+class _Inputs:
+    """Checked training data and the network made for it (see :func:`_checked_inputs`)."""
+
+    arrays: list[np.ndarray]  # (N, C, [Z,] Y, X), not yet normalised
+    mask: np.ndarray
+    context: int
+    patch: tuple[int, ...]  # the network's patch
+    sample_patch: tuple[int, ...]  # what is drawn: the patch with its 2k + 1 context slices
+    net: UNet
+    arch: UNetConfig
+    low: np.ndarray
+    high: np.ndarray
+    done_before: int
+    history: dict
+    preview_axes: str
+
+
+def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2VModel | None, preview_image) -> _Inputs:
+    """Arrays, mask and network, every user mistake raised before any device work."""
+    check_train_settings(cfg)
+    mask_arr, slices, want = network_mask(axes, mask, cfg, resume)
+    arrays, sp, context = prepare_with_context(images, axes, slices, want, resuming=resume is not None)
+    net_sp = "YX" if context else sp
+    nd = len(net_sp)
+    patch = patch_shape(cfg, nd)
+    sample_patch = (2 * context + 1, *patch) if context else patch
+    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, net_sp, resume, context)
+    mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
+    check_patch_multiple(patch, arch.multiple, arch.depth)
+    check_patch_fits([a.shape[2:] for a in arrays], sample_patch, sp)
+    preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
+    if preview_image is not None and np.ndim(preview_image) != len(preview_axes):
+        raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
+    return _Inputs(arrays, mask_arr, context, patch, sample_patch, net, arch, low, high, done_before, history, preview_axes)
+
+
 def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device, context: int = 0) -> list[tuple[torch.Tensor, ...]]:
     """Fixed masked batches (seeded apart from training) for a comparable validation loss."""
     if not val_arr:
@@ -170,96 +124,178 @@ def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device, conte
     vsampler = PatchSampler(val_arr, patch, rng=np.random.default_rng(cfg.seed + 1), device=device)
     batches = []
     for vb in vsampler.fixed_batches(4 * cfg.batch_size, cfg.batch_size):
-        batches.append(_masked_inputs(vb, offsets, cfg, vgen, context))
+        batches.append(masked_inputs(vb, offsets, cfg, vgen, context))
     return batches
 
 
-def _evaluate(net: torch.nn.Module, batches, device: torch.device, dtype: torch.dtype | None) -> float:
-    """Mean masked loss of ``net`` over the fixed validation batches (its mode is restored)."""
-    was_training = net.training
-    net.eval()
-    tot, n = 0.0, 0
-    with torch.no_grad():
-        for xm, target, w in batches:
-            with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                pred = net(xm)
-            tot += masked_mse(pred, target, w).item() * xm.shape[0]
-            n += xm.shape[0]
-    net.train(was_training)
-    return tot / max(n, 1)
+@dataclass
+class _Run:
+    """What the training loop works with, made once by :func:`_setup`."""
+
+    cfg: TrainConfig
+    inputs: _Inputs
+    budget: Budget
+    device: torch.device
+    dtype: torch.dtype | None  # autocast dtype; None: full precision
+    sampler: PatchSampler
+    gen: torch.Generator  # active pixels, replacements and augmentation
+    offsets: torch.Tensor
+    val_batches: list[tuple[torch.Tensor, ...]]
+    rotate: bool  # augment with 90-degree rotations (the mask is square-symmetric)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    ema: EMA | None
+    model: StructN2VModel  # its net is the averaged one with an EMA, else the trained one
+    ckpt: Path | None
+
+    @property
+    def net(self) -> UNet:
+        return self.inputs.net
+
+    def at(self, step: int) -> int:
+        """``step`` of this run counted from the start of training (a resumed model's steps first)."""
+        return self.inputs.done_before + step
 
 
-class _EMA:
-    """Exponential moving average of a network's weights (buffers are copied)."""
+@dataclass
+class _Log:
+    """What the run has done so far."""
 
-    def __init__(self, net: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.net = copy.deepcopy(net).eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        self.pairs = [(e, p) for e, p in zip(self.net.parameters(), net.parameters())]
-        self.buffers = list(zip(self.net.buffers(), net.buffers()))
-        self.updates = 0
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    best_val: float = math.inf
+    best_step: int | None = None
+    stopped: bool = False
 
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        # warm-up: the plain average over the first steps, so early weights do not dominate
-        w = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_([e for e, _ in self.pairs], [p.detach() for _, p in self.pairs], w)
-        for e, b in self.buffers:
-            e.copy_(b)
+    @classmethod
+    def after(cls, history: dict) -> _Log:
+        """A new log that knows the best validation loss of a resumed model's ``history``."""
+        best_val = history.get("best_val_loss")
+        return cls(best_val=math.inf if best_val is None else float(best_val), best_step=history.get("best_step"))
 
 
-def _masked_inputs(batch: torch.Tensor, offsets, cfg: TrainConfig, gen, context: int) -> tuple[torch.Tensor, ...]:
-    """Network input, target and loss weights for a batch of patches.
+def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2VModel | None,
+           preview_image, checkpoint_dir: str | Path | None) -> _Run:
+    """Check the inputs, then put network, data, optimiser and checkpoint folder in place."""
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    budget = Budget(cfg.steps, cfg.max_time_s)
+    inp = _checked_inputs(images, axes, mask, cfg, resume, preview_image)
+    net, arch = inp.net, inp.arch
+    device = resolve_device(cfg.device)
+    check_training_memory(cfg.batch_size, inp.patch, arch.base_filters, arch.depth, arch.pool, arch.in_channels, device, amp=cfg.amp)
+    net.to(device)
+    if len(inp.patch) == 2 and device.type == "cpu":
+        net.to(memory_format=torch.channels_last)  # oneDNN's fast path: 373 vs 264 patches/s
+    dtype = autocast_dtype(device, cfg.amp)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    train_arr, val_arr = split_validation(normalize(inp.arrays, inp.low, inp.high), cfg.val_fraction, inp.sample_patch)
+    sampler = PatchSampler(train_arr, inp.sample_patch, rng=rng, device=device)
+    offsets = mask_offsets(inp.mask).to(device)
+    val_batches = _validation_batches(val_arr, inp.sample_patch, offsets, cfg, device, inp.context)
+    yx = inp.mask if inp.mask.ndim == 2 else inp.mask.any(0)
+    rotate = yx.shape[0] == yx.shape[1] and bool(np.array_equal(yx, yx.T))
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    ema = EMA(net, cfg.ema) if cfg.ema > 0 else None
+    model_config = new_model_config(axes.upper(), inp.mask, inp.low, inp.high, arch, {}, z_context=inp.context)
+    model = StructN2VModel(ema.net if ema is not None else net, model_config)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        check_output_folder(ckpt, option="checkpoint_dir")  # a file there: one clear error, not at the first save
+        ckpt.mkdir(parents=True, exist_ok=True)
+    return _Run(cfg=cfg, inputs=inp, budget=budget, device=device, dtype=dtype, sampler=sampler, gen=gen, offsets=offsets,
+                val_batches=val_batches, rotate=rotate, optimizer=optimizer, scaler=scaler, ema=ema, model=model, ckpt=ckpt)
 
-    With Z context the patches are ``(B, C, 2k+1, Y, X)``: the blind mask hides pixels of the
-    centre slice only (the neighbours' noise is independent of it), the slices become channels
-    (``C * (2k+1)``, channel-major) and the target is the centre slice.
-    """
-    if not context:
-        xm, w = blind_mask_batch(batch, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
-        return xm, batch, w
-    centre = batch[:, :, context]
-    xc, w = blind_mask_batch(centre, offsets, fraction=cfg.masked_fraction, generator=gen, replacement=cfg.replacement)
-    stack = batch.clone()
-    stack[:, :, context] = xc
-    return stack.flatten(1, 2), centre, w
+
+def _train_step(run: _Run, log: _Log) -> TrainStep:
+    """One optimisation step at the scheduled learning rate; counted and its loss kept in ``log``."""
+    cfg = run.cfg
+    for group in run.optimizer.param_groups:
+        group["lr"] = cfg.lr * lr_factor(cfg.schedule, run.budget.progress(log.step))
+    batch = run.sampler.sample(cfg.batch_size)
+    loss = optimisation_step(run.net, run.optimizer, run.scaler, batch, run.offsets, cfg, run.gen, run.rotate, run.dtype, run.inputs.context)
+    log.step += 1
+    if run.ema is not None:
+        run.ema.update()
+    loss_v = float(loss.item())
+    if not math.isfinite(loss_v):
+        raise StructN2VError(f"training diverged at step {run.at(log.step)} (loss {loss_v}); lower the learning rate")
+    log.losses.append(loss_v)
+    elapsed = run.budget.elapsed()
+    total = run.budget.total_steps(log.step)
+    rate = log.step / elapsed if elapsed > 0 else 0.0
+    return TrainStep(
+        step=run.at(log.step),
+        total_steps=run.at(total),
+        loss=loss_v,
+        lr=run.optimizer.param_groups[0]["lr"],
+        elapsed_s=elapsed,
+        eta_s=(total - log.step) / rate if rate > 0 else float("inf"),
+        patches_per_s=rate * cfg.batch_size,
+    )
 
 
-def _optimisation_step(net, optimizer, scaler, batch, offsets, cfg: TrainConfig, gen, rotate, device, dtype, context: int = 0) -> torch.Tensor:
-    """Mask, augment, forward, masked loss, backward, Adam step; returns the loss tensor."""
-    xm, batch, w = _masked_inputs(batch, offsets, cfg, gen, context)
-    if cfg.augment:
-        xm, batch, w = augment((xm, batch, w), generator=gen, rotate=rotate)
-    if device.type == "cpu" and xm.ndim == 4:
-        xm = xm.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device_type=device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        pred = net(xm)
-    loss = masked_mse(pred, batch, w)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return loss
+def _validation_due(run: _Run, step: int) -> bool:
+    """Validate every ``val_every`` steps and after the last one (when there is validation data)."""
+    return bool(run.val_batches) and (step % run.cfg.val_every == 0 or run.budget.done(step))
 
 
-def _provenance(cfg: TrainConfig, mask_arr, steps_done: int, losses: list[float], best_val: float, best_step, device, budget: Budget,
-                val_losses=(), earlier: dict | None = None) -> dict:
+def _validate(run: _Run, log: _Log) -> Validation:
+    """The validation loss now; a new best is kept in ``log`` (and saved as ``best.pt``)."""
+    vl = evaluate(run.model.net, run.val_batches, run.dtype)
+    run_step = run.at(log.step)
+    log.val_losses.append((run_step, vl))
+    is_best = vl < log.best_val
+    if is_best:
+        log.best_val, log.best_step = vl, run_step
+        if run.ckpt is not None:
+            run.model.config.training = _provenance(run, log)
+            run.model.save(run.ckpt / "best.pt")
+    return Validation(step=run_step, val_loss=vl, best=is_best)
+
+
+def _preview_due(run: _Run, step: int, preview_image) -> bool:
+    """Preview after the first step and every ``preview_every`` steps (when asked for one)."""
+    every = run.cfg.preview_every
+    return preview_image is not None and every > 0 and (step % every == 0 or step == 1)
+
+
+def _preview(run: _Run, step: int, preview_image: np.ndarray) -> Preview:
+    """The model's prediction of ``preview_image`` now (the network goes back to training)."""
+    out = run.model.predict(preview_image, run.inputs.preview_axes, device=run.device, tta=False)
+    run.net.train()
+    return Preview(step=run.at(step), image=out)
+
+
+def _provenance(run: _Run, log: _Log) -> dict:
+    """The model file's ``training`` record: settings, mask, steps, losses, device, time."""
     from .history import training_curves  # the loss curves (thinned), after those of a resumed model
 
-    curves = training_curves(losses, steps_done, val_losses, earlier)
+    curves = training_curves(log.losses, run.at(log.step), log.val_losses, run.inputs.history)
+    best_val = log.best_val if math.isfinite(log.best_val) else None
     return {
-        "config": cfg.to_dict(),
-        "mask": describe_mask(mask_arr),
-        "steps_done": steps_done,
-        "final_loss": float(np.mean(losses[-50:])) if losses else None,
-        "history": {"best_val_loss": best_val if math.isfinite(best_val) else None, "best_step": best_step, **curves},
-        "device": str(device),
-        "elapsed_s": round(budget.elapsed(), 2),
+        "config": run.cfg.to_dict(),
+        "mask": describe_mask(run.inputs.mask),
+        "steps_done": run.at(log.step),
+        "final_loss": float(np.mean(log.losses[-50:])) if log.losses else None,
+        "history": {"best_val_loss": best_val, "best_step": log.best_step, **curves},
+        "device": str(run.device),
+        "elapsed_s": round(run.budget.elapsed(), 2),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def _finish(run: _Run, log: _Log) -> TrainDone:
+    """Record provenance in the model, save ``last.pt`` and announce the end."""
+    run.model.net.eval()
+    run.model.config.training = _provenance(run, log)
+    run.model.config.training["stopped"] = log.stopped
+    if run.ckpt is not None:
+        run.model.save(run.ckpt / "last.pt")
+    return TrainDone(model=run.model, stopped=log.stopped, step=run.at(log.step))
 
 
 def train_iter(
@@ -305,120 +341,20 @@ def train_iter(
         The model with the last weights (the averaged ones with ``config.ema``; ``best.pt``
         holds the best-validation ones).
     """
-    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
-    budget = Budget(cfg.steps, cfg.max_time_s)
-    if cfg.steps is not None and cfg.steps < 1 or cfg.batch_size < 1:
-        raise StructN2VError("steps and batch size must be at least 1")
-    if not 0 < cfg.masked_fraction <= 0.5:
-        raise StructN2VError(f"masked_fraction must be in (0, 0.5], got {cfg.masked_fraction}")
-    if not 0 <= cfg.val_fraction < 0.5:
-        raise StructN2VError(f"val_fraction must be in [0, 0.5), got {cfg.val_fraction}")
-    mask_arr = parse_mask_spec(mask) if isinstance(mask, str) else validate_mask(mask)
-    slices = over_slices(axes, mask_arr, cfg.z_net) if resume is None else (resume.spatial_ndim == 2 and "Z" in axes.upper())
-    z_extent = mask_arr.ndim == 3 and mask_arr.shape[0] > 1
-    if slices and mask_arr.ndim == 3:
-        mask_arr = mask_arr[mask_arr.shape[0] // 2]  # a slice's own pixels are all a 2D net sees
-    want = resume.z_context if resume is not None else (cfg.z_context if slices and not z_extent else 0)
-    arrays, sp, context = _prepare_with_context(images, axes, slices, want, resume is not None)
-    net_sp = "YX" if context else sp
-    nd = len(net_sp)
-    patch = _patch_shape(cfg, nd)
-    sample_patch = (2 * context + 1, *patch) if context else patch
-    net, arch, low, high, done_before, history = _setup_network(cfg, arrays, net_sp, resume, context)
-    mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
-    bad = [p for p, m in zip(patch, arch.multiple) if p % m]
-    if bad:
-        raise StructN2VError(
-            f"patch {'x'.join(map(str, patch))} must be a multiple of {'x'.join(map(str, arch.multiple))} "
-            f"for a depth-{arch.depth} U-Net"
-        )
-    check_patch(arrays, sample_patch, sp)
-    preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
-    if preview_image is not None and np.ndim(preview_image) != len(preview_axes):
-        raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
-
-    device = resolve_device(cfg.device)
-    check_training_memory(cfg.batch_size, patch, arch.base_filters, arch.depth, arch.pool, arch.in_channels, device, amp=cfg.amp)
-    net.to(device)
-    if nd == 2 and device.type == "cpu":
-        net.to(memory_format=torch.channels_last)  # oneDNN's fast path: 373 vs 264 patches/s
-    dtype = autocast_dtype(device, cfg.amp)
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(cfg.seed)
-    train_arr, val_arr = split_validation(normalize(arrays, low, high), cfg.val_fraction, sample_patch)
-    sampler = PatchSampler(train_arr, sample_patch, rng=rng, device=device)
-    offsets = mask_offsets(mask_arr).to(device)
-    val_batches = _validation_batches(val_arr, sample_patch, offsets, cfg, device, context)
-    yx = mask_arr if mask_arr.ndim == 2 else mask_arr.any(0)
-    rotate = yx.shape[0] == yx.shape[1] and bool(np.array_equal(yx, yx.T))
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    ema = _EMA(net, cfg.ema) if cfg.ema > 0 else None
-    out_net = ema.net if ema is not None else net
-    model = StructN2VModel(out_net, new_model_config(axes.upper(), mask_arr, low, high, arch, {}, z_context=context))
-
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None:
-        check_output_folder(ckpt, option="checkpoint_dir")  # a file there: one clear error, not at the first save
-        ckpt.mkdir(parents=True, exist_ok=True)
-    best_val = history.get("best_val_loss")
-    best_val = math.inf if best_val is None else float(best_val)
-    best_step = history.get("best_step")
-    losses: list[float] = []
-    val_losses: list[tuple[int, float]] = []
-    stopped = False
-    step = 0
-    net.train()
-    while step == 0 or not budget.done(step):  # one step at least, however slow the setup
+    run = _setup(images, axes, mask, config, resume, preview_image, checkpoint_dir)
+    log = _Log.after(run.inputs.history)
+    run.net.train()
+    while log.step == 0 or not run.budget.done(log.step):  # one step at least, however slow the setup
         if should_stop is not None and should_stop():
-            stopped = True
+            log.stopped = True
             break
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(cfg.schedule, budget.progress(step))
-        loss = _optimisation_step(net, optimizer, scaler, sampler.sample(cfg.batch_size), offsets, cfg, gen, rotate, device, dtype, context)
-        step += 1
-        if ema is not None:
-            ema.update()
-        loss_v = float(loss.item())
-        if not math.isfinite(loss_v):
-            raise StructN2VError(f"training diverged at step {done_before + step} (loss {loss_v}); lower the learning rate")
-        losses.append(loss_v)
-        elapsed = budget.elapsed()
-        total = budget.total_steps(step)
-        rate = step / elapsed if elapsed > 0 else 0.0
-        yield TrainStep(
-            step=done_before + step,
-            total_steps=done_before + total,
-            loss=loss_v,
-            lr=optimizer.param_groups[0]["lr"],
-            elapsed_s=elapsed,
-            eta_s=(total - step) / rate if rate > 0 else float("inf"),
-            patches_per_s=rate * cfg.batch_size,
-        )
-        last = budget.done(step)
-        if val_batches and (step % cfg.val_every == 0 or last):
-            vl = _evaluate(out_net, val_batches, device, dtype)
-            val_losses.append((done_before + step, vl))
-            is_best = vl < best_val
-            if is_best:
-                best_val, best_step = vl, done_before + step
-                if ckpt is not None:
-                    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget, val_losses, history)
-                    model.save(ckpt / "best.pt")
-            yield Validation(step=done_before + step, val_loss=vl, best=is_best)
-        if preview_image is not None and cfg.preview_every > 0 and (step % cfg.preview_every == 0 or step == 1):
-            out = model.predict(preview_image, preview_axes, device=device, tta=False)
-            net.train()
-            yield Preview(step=done_before + step, image=out)
-
-    out_net.eval()
-    model.config.training = _provenance(cfg, mask_arr, done_before + step, losses, best_val, best_step, device, budget, val_losses, history)
-    model.config.training["stopped"] = stopped
-    if ckpt is not None:
-        model.save(ckpt / "last.pt")
-    yield TrainDone(model=model, stopped=stopped, step=done_before + step)
-    return model
+        yield _train_step(run, log)
+        if _validation_due(run, log.step):
+            yield _validate(run, log)
+        if _preview_due(run, log.step, preview_image):
+            yield _preview(run, log.step, preview_image)
+    yield _finish(run, log)
+    return run.model
 
 
 def train(
