@@ -328,6 +328,7 @@ class TrainWidget(CleanupMixin, QWidget):
     def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None]:
         """Read layers and settings into plain data; raises StructN2VError on user mistakes."""
         from ..axes import spatial_axes, validate_axes
+        from ..checks import check_patch_fits, patch_shape
         from ..errors import AxesError, DataError
         from ..masks import validate_mask
 
@@ -358,16 +359,9 @@ class TrainWidget(CleanupMixin, QWidget):
         spatial = "YX" if over_slices(axes, mask, config.z_net) else spatial_axes(axes)
         if len(spatial) == 2 and mask.ndim == 3:
             mask = mask[mask.shape[0] // 2]
-        patch_shape = (config.patch_size_z,) * (len(spatial) == 3) + (config.patch_size,) * 2
-        mask = validate_mask(mask, spatial_ndim=len(spatial), patch_shape=patch_shape)
-        for arr in images:
-            small = [
-                f"{a}={arr.shape[axes.index(a)]}" for a, p in zip(spatial, patch_shape) if arr.shape[axes.index(a)] < p
-            ]
-            if small:
-                raise DataError(
-                    f"The image is smaller than the training patch ({', '.join(small)}); use a smaller patch."
-                )
+        patch = patch_shape(config, len(spatial))
+        mask = validate_mask(mask, spatial_ndim=len(spatial), patch_shape=patch)
+        check_patch_fits([[arr.shape[axes.index(a)] for a in spatial] for arr in images], patch, spatial)
         preview = self._preview_crop(layers[0], images[0], axes, config) if config.preview_every > 0 else None
         return images, axes, mask, config, preview
 
