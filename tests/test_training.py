@@ -112,3 +112,35 @@ def test_events_are_torch_free_and_shared():
     from napari_structn2v import events, prediction, training
 
     assert training.TrainDone is events.TrainDone and prediction.TileDone is events.TileDone
+
+
+def test_train_step_helpers():
+    import torch
+
+    from napari_structn2v.train_step import EMA, autocast, autocast_dtype, evaluate
+
+    assert autocast_dtype(torch.device("cpu"), amp=False) is None
+    with autocast(torch.device("cpu"), None):
+        assert not torch.is_autocast_enabled("cpu")
+    net = torch.nn.Conv2d(1, 1, 1, bias=False)
+    ema = EMA(net, decay=0.99)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+        ema.net.weight.fill_(0.0)
+    ema.update()  # warm-up: weight 1 - 2/11 on the old average, not 0.99
+    assert torch.allclose(ema.net.weight, torch.full_like(net.weight, 9 / 11))
+    x = torch.ones(2, 1, 4, 4)
+    net.train()
+    loss = evaluate(net, [(x, 2 * x, torch.ones_like(x))], None)
+    assert loss == pytest.approx(1.0) and net.training  # the mode is restored
+
+
+def test_network_mask_takes_the_central_plane_for_a_2d_net_over_slices():
+    from napari_structn2v.zcontext import network_mask
+
+    mask, slices, want = network_mask("ZYX", "1x5x1", TrainConfig(z_context=2), None)
+    assert slices and mask.shape == (5, 1) and want == 2
+    mask, slices, want = network_mask("ZYX", "1x3x3", TrainConfig(z_net="2d", z_context=2), None)
+    assert slices and mask.shape == (3, 1) and want == 0  # the noise spans Z: no context
+    mask, slices, want = network_mask("YX", "3x1", TrainConfig(z_context=2), None)
+    assert not slices and mask.shape == (1, 3) and want == 0
