@@ -185,7 +185,7 @@ class TrainConfig:
     masked_fraction : float
         Fraction of active (loss) pixels per patch, placed by stratified sampling.
     replacement : {"segment", "random_pixel", "uniform"}
-        What hidden pixels become (see :func:`~napari_structn2v.masking.blind_mask_batch`).
+        What hidden pixels become (see :func:`~napari_structn2v.blindspot.blind_mask_batch`).
     val_fraction : float
         Share of each image (rows at the bottom) held out for validation; 0 disables it.
     val_every : int
