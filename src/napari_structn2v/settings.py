@@ -140,10 +140,3 @@ def option_of() -> dict[str, str]:
     """The CLI option of each TrainConfig field that has one (to name it in error messages)."""
     return {s.field: s.flags[0] for s in CLI_SETTINGS}
 
-
-def setting(field: str) -> Setting:
-    """The row of ``field``; KeyError when the field is no user-facing setting."""
-    for s in SETTINGS:
-        if s.field == field:
-            return s
-    raise KeyError(field)
