@@ -74,7 +74,12 @@ def test_cli_defaults_are_trainconfigs():
 
 def test_cli_options_name_their_field_in_errors():
     for s in CLI_SETTINGS:
-        assert OPTION_OF.get(s.field, s.flags[0]) == s.flags[0]
+        assert OPTION_OF[s.field] == s.flags[0]
+
+
+def test_a_time_budget_out_of_range_names_time(tmp_path, capsys):
+    assert main([*TRAIN[:-1], str(tmp_path / "m.pt"), "--time", "99999999"]) == 2
+    assert capsys.readouterr().err.startswith("structn2v: error: --time must be a finite number in (0, 10000000]")
 
 
 @pytest.mark.parametrize(

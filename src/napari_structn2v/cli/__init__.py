@@ -34,9 +34,9 @@ from ..settings import option_of
 EXIT_INTERRUPTED = 130
 
 #: CLI option of each setting, so that a ConfigError names what the user typed (the training
-#: settings' from the settings table; --time is left out, so its messages keep naming max_time_s)
+#: settings' from the settings table)
 OPTION_OF = {
-    **{field: option for field, option in option_of().items() if field != "max_time_s"},
+    **option_of(),
     "tile": "--tile",
     "overlap": "--overlap",
     "max_lag": "--max-lag",
