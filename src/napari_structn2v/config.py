@@ -31,6 +31,7 @@ def integer(lo: int | None = None, hi: int | None = None) -> Rule:
             raise ConfigError(name, f"must be {_range_text(lo, hi)}, got {value}")
         return value
 
+    check.bounds = (lo, hi)  # read by the settings table (napari_structn2v.settings)
     return check
 
 
@@ -48,6 +49,7 @@ def real(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
             raise ConfigError(name, f"must be a finite number {_range_text(lo, hi, lo_open, hi_open)}, got {value}")
         return value
 
+    check.bounds = (lo, hi)
     return check
 
 
@@ -73,6 +75,7 @@ def choice(*options: str, lower: bool = True) -> Rule:
             raise ConfigError(name, f"must be one of {', '.join(map(repr, options))}, got {value!r}")
         return v
 
+    check.options = options
     return check
 
 
@@ -111,6 +114,7 @@ def optional(rule: Rule) -> Rule:
     def check(name: str, value: Any) -> Any:
         return None if value is None else rule(name, value)
 
+    check.__dict__.update(rule.__dict__)  # the bounds or options of ``rule``
     return check
 
 

@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -17,14 +14,13 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QCollapsible
 from superqt.utils import qthrottled
 
-from ._devices import DeviceCombo
+from ._form import SettingsForm
 from ._layers import (
     LayerChecklist,
     add_or_update_image,
@@ -86,23 +82,6 @@ def _run_training(images, axes, mask, config, should_stop, preview_image, resume
     )
 
 
-def _spin(lo: float, hi: float, value: float, *, step: float | None = None, decimals: int | None = None):
-    if decimals is None:
-        box = QSpinBox()
-        box.setRange(int(lo), int(hi))
-        box.setValue(int(value))
-        if step:
-            box.setSingleStep(int(step))
-    else:
-        box = QDoubleSpinBox()
-        box.setDecimals(decimals)
-        box.setRange(lo, hi)
-        box.setValue(value)
-        if step:
-            box.setSingleStep(step)
-    return box
-
-
 class TrainWidget(CleanupMixin, QWidget):
     """Train a StructN2V model on image layers with the blind mask from the shared state.
 
@@ -113,8 +92,6 @@ class TrainWidget(CleanupMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
         super().__init__(parent)
-        from ..config import TrainConfig
-
         self.viewer = napari_viewer
         self.state = get_state(napari_viewer)
         #: asks before a file is replaced; tests put a function answering True or False here
@@ -132,28 +109,19 @@ class TrainWidget(CleanupMixin, QWidget):
         self.finished_at: float | None = None
         self.last_event: Any = None
         self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
-        defaults = TrainConfig()
 
         # main settings
         self.layers = LayerChecklist(napari_viewer, ("image",))
         self.axes_edit = QLineEdit()
         self.axes_edit.setToolTip("Axes of the chosen layers over STCZYX, e.g. YX, SYX, TYX, ZYX, TZYX, CYX")
         self.mask_label = QLabel()
-        self.steps = _spin(1, 1_000_000, defaults.steps, step=100)
-        self.steps.setToolTip("The budget: optimiser steps, or minutes of wall-clock time")
-        self.budget_unit = QComboBox()
-        self.budget_unit.addItems(["steps", "minutes"])
-        self.budget_unit.setToolTip("Minutes: train until the time is up (validation included); the learning-rate schedule follows the time")
-        self.budget_unit.currentTextChanged.connect(self._budget_unit_changed)
-        self.patch = _spin(8, 1024, defaults.patch_size, step=8)
-        self.patch_z = _spin(4, 256, defaults.patch_size_z, step=4)
-        self.batch = _spin(1, 1024, defaults.batch_size)
-        self.val_fraction = _spin(0.0, 0.5, defaults.val_fraction, step=0.05, decimals=2)
-        self.device = DeviceCombo(warm_training=True)
-        self.preview_every = _spin(0, 100_000, 50, step=10)
-        self.preview_every.setToolTip("Steps between preview updates (0: no preview)")
+        # the training settings, from the settings table; each widget is also an attribute of the
+        # dock under the table's name (self.steps, self.patch, self.device, self.lr, ...)
+        self.form = SettingsForm()
+        for name, widget in self.form.widgets.items():
+            setattr(self, name, widget)
+        self.budget_unit = self.form.budget_unit
 
-        self._make_advanced(defaults)
         self.train_button = QPushButton("Train")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
@@ -180,63 +148,16 @@ class TrainWidget(CleanupMixin, QWidget):
         self._show_mask(self.state.mask)
         self._update_buttons()
 
-    def _make_advanced(self, defaults: Any) -> None:
-        """The settings under *Advanced*, at their TrainConfig defaults."""
-        self.lr = _spin(1e-6, 1.0, defaults.lr, step=1e-4, decimals=6)
-        self.masked_fraction = _spin(0.001, 0.5, defaults.masked_fraction, step=0.005, decimals=3)
-        self.depth = _spin(1, 5, defaults.depth)
-        self.base_filters = _spin(4, 256, defaults.base_filters, step=8)
-        self.n2v2 = QCheckBox("N2V2 (blur-pool, no top skip)")
-        self.n2v2.setChecked(defaults.n2v2)
-        self.seed = _spin(0, 2**31 - 1, defaults.seed)
-        self.amp = QCheckBox("Mixed precision (float16 on CUDA, bfloat16 on CPUs that have it)")
-        self.amp.setChecked(defaults.amp)
-        self.z_net = QComboBox()
-        self.z_net.addItems(["auto", "2d", "3d"])
-        self.z_net.setCurrentText(defaults.z_net)
-        self.z_net.setToolTip(
-            "For data with a Z axis. auto: a 2D network over the Z slices when the blind mask does not extend "
-            "along Z (noise independent across Z), else a 3D network"
-        )
-        self.z_context = _spin(0, 8, defaults.z_context)
-        self.z_context.setToolTip(
-            "2D network over Z slices: neighbouring slices on each side it also reads (their noise is "
-            "independent, their signal is not). 0: each slice alone"
-        )
-        self.augment = QCheckBox("Flip/rotate augmentation")
-        self.augment.setChecked(defaults.augment)
-        self.val_every = _spin(1, 100_000, defaults.val_every, step=10)
-
     def _build_layout(self) -> None:
         """Main settings, *Advanced*, buttons, progress, status and loss plot, in a scroll area."""
         form = QFormLayout()
         form.addRow("Images", self.layers)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Blind mask", self.mask_label)
-        budget_row = QHBoxLayout()
-        budget_row.addWidget(self.steps, 1)
-        budget_row.addWidget(self.budget_unit)
-        form.addRow("Train for", budget_row)
-        form.addRow("Patch (YX)", self.patch)
-        form.addRow("Patch (Z)", self.patch_z)
-        form.addRow("Batch", self.batch)
-        form.addRow("Validation fraction", self.val_fraction)
-        form.addRow("Device", self.device)
-        form.addRow("Preview every", self.preview_every)
+        self.form.add_rows(form, advanced=False)
         advanced = QCollapsible("Advanced")
         adv_widget = QWidget()
-        adv = QFormLayout(adv_widget)
-        adv.addRow("Learning rate", self.lr)
-        adv.addRow("Masked fraction", self.masked_fraction)
-        adv.addRow("U-Net depth", self.depth)
-        adv.addRow("Base filters", self.base_filters)
-        adv.addRow(self.n2v2)
-        adv.addRow("Seed", self.seed)
-        adv.addRow(self.amp)
-        adv.addRow("Network for volumes", self.z_net)
-        adv.addRow("Neighbour slices (2D net)", self.z_context)
-        adv.addRow(self.augment)
-        adv.addRow("Validate every", self.val_every)
+        self.form.add_rows(QFormLayout(adv_widget), advanced=True)
         advanced.addWidget(adv_widget)
         self.advanced = advanced
         buttons = QHBoxLayout()
@@ -253,17 +174,6 @@ class TrainWidget(CleanupMixin, QWidget):
         install_scroll_layout(self, layout)
 
     # UI helpers ------------------------------------------------------------------------
-    def _budget_unit_changed(self, unit: str) -> None:
-        # 1500 steps is about 1-2 minutes on a laptop CPU; 3 minutes is a good first budget
-        if unit == "minutes":
-            self.steps.setRange(1, 24 * 60)
-            self.steps.setSingleStep(1)
-            self.steps.setValue(3)
-        else:
-            self.steps.setRange(1, 1_000_000)
-            self.steps.setSingleStep(100)
-            self.steps.setValue(1500)
-
     @property
     def devices_ready(self) -> bool:
         """True once the device list is complete (torch has been imported in the background)."""
@@ -301,28 +211,7 @@ class TrainWidget(CleanupMixin, QWidget):
         """The :class:`~napari_structn2v.config.TrainConfig` set in the widget."""
         from ..config import TrainConfig
 
-        minutes = self.budget_unit.currentText() == "minutes"
-        return TrainConfig(
-            steps=None if minutes else int(self.steps.value()),
-            max_time_s=float(self.steps.value()) * 60.0 if minutes else None,
-            patch_size=self.patch.value(),
-            patch_size_z=self.patch_z.value(),
-            batch_size=self.batch.value(),
-            lr=self.lr.value(),
-            masked_fraction=self.masked_fraction.value(),
-            val_fraction=self.val_fraction.value(),
-            val_every=self.val_every.value(),
-            seed=self.seed.value(),
-            device=self.device.currentText(),
-            amp=self.amp.isChecked(),
-            z_net=self.z_net.currentText(),
-            z_context=self.z_context.value(),
-            augment=self.augment.isChecked(),
-            preview_every=self.preview_every.value(),
-            depth=self.depth.value(),
-            base_filters=self.base_filters.value(),
-            n2v2=self.n2v2.isChecked(),
-        )
+        return TrainConfig(**self.form.values())
 
     # inputs (main thread) ------------------------------------------------------------------
     def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None]:

@@ -1,0 +1,210 @@
+"""The ``structn2v`` command line: analyze-noise, train, predict, info, export-bmz, demo.
+
+Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2; warnings are
+one ``warning: ...`` line on stderr. Outputs are checked before any long work, never replace an
+input or an existing file without ``--overwrite``, and are written atomically. Ctrl-C during
+``train`` stops like the GUI's Stop: the model trained so far is saved, then exit status 130.
+
+Messages go through :mod:`logging` (logger ``napari_structn2v``): informational ones to stdout,
+warnings and errors to stderr. ``train`` and ``predict`` draw a tqdm progress bar on stderr when it is
+a terminal, and log a milestone line instead (every 5 % / 10 %) when it is not; ``--quiet`` leaves
+only warnings, errors and the commands' results (the report of ``analyze-noise``, ``info``'s summary).
+
+One module per command (``_noise``, ``_train``, ``_predict``, ``_model``: info and export-bmz,
+``_demo``); this one holds the console output, the parser and :func:`main`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import ConfigError, StructN2VError, StructN2VWarning
+from ..settings import option_of
+
+#: exit status after Ctrl-C (128 + SIGINT), also when the model so far was saved
+EXIT_INTERRUPTED = 130
+
+#: CLI option of each setting, so that a ConfigError names what the user typed (the training
+#: settings' from the settings table)
+OPTION_OF = {
+    **option_of(),
+    "tile": "--tile",
+    "overlap": "--overlap",
+    "max_lag": "--max-lag",
+    "cluster": "--cluster",
+}
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+QUIET_HELP = "no progress bar and no information lines: only warnings, errors and the command's result"
+
+log = logging.getLogger("napari_structn2v.cli")
+
+
+# console output ---------------------------------------------------------------------------------
+class _ConsoleFormatter(logging.Formatter):
+    """``message`` for information, ``warning: message``, ``structn2v: error: message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"structn2v: error: {message}"
+        return f"warning: {message}" if record.levelno >= logging.WARNING else message
+
+
+class _ConsoleHandler(logging.Handler):
+    """Information to stdout, warnings and errors to stderr, through ``tqdm.write`` so that a live
+    progress bar is redrawn under the line instead of being torn. The streams are looked up at each
+    message (pytest's capsys and redirections replace them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+            tqdm.write(self.format(record), file=stream)
+            stream.flush()
+        except Exception:  # noqa: BLE001 - logging's own convention
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def console_logging(quiet: bool = False):
+    """Route the package's log records to the console for one command (INFO, or WARNING when quiet)."""
+    logger = logging.getLogger("napari_structn2v")
+    handler = _ConsoleHandler()
+    handler.setFormatter(_ConsoleFormatter())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _terminal() -> bool:
+    """True when stderr is a terminal with a width: progress is a live bar there, milestone lines elsewhere."""
+    try:
+        return sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (AttributeError, OSError, ValueError):  # no real file behind stderr (pytest, IDEs)
+        return False
+
+
+class Progress:
+    """Progress of a long job: a tqdm bar on a terminal, else a log line at every ``1 / lines`` of the
+    total (and the first and last). Nothing with ``quiet``. Use as a context manager."""
+
+    def __init__(self, desc: str, unit: str, *, quiet: bool = False, lines: int = 20) -> None:
+        self.desc, self.unit, self.quiet, self.lines = desc, unit, quiet, lines
+        self.bar: Any = None
+        self._shown = -1
+
+    def update(self, done: int, total: int, line: str, **postfix: str) -> None:
+        """``done`` of ``total`` units; ``line`` is the milestone text, ``postfix`` the bar's fields."""
+        if self.quiet:
+            return
+        if _terminal():
+            if self.bar is None:
+                self.bar = tqdm(total=total, initial=max(done - 1, 0), desc=self.desc, unit=self.unit,
+                                file=sys.stderr, dynamic_ncols=True, leave=True)
+            if self.bar.total != total:
+                self.bar.total = total
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(done - self.bar.n)
+            return
+        mark = int(self.lines * done / max(1, total))
+        if self._shown < 0 or mark > self._shown or done == total:
+            self._shown = mark
+            log.info("%s", line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line errors (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"structn2v: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``structn2v`` parser: one subcommand per module of this package."""
+    # imported here: those modules import Progress, log and the constants above from this one
+    from . import _demo, _model, _noise, _predict, _train
+
+    p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
+    # --quiet after the command too; SUPPRESS keeps one given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=QUIET_HELP)
+    sub = p.add_subparsers(dest="command", required=True)
+    _noise.add_parser(sub, common)
+    _train.add_parser(sub, common)
+    _predict.add_parser(sub, common)
+    _model.add_export_parser(sub, common)
+    _model.add_info_parser(sub, common)
+    _demo.add_parser(sub, common)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``structn2v`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else 2
+    with console_logging(getattr(args, "quiet", False)), warnings.catch_warnings():
+        warnings.simplefilter("always", StructN2VWarning)
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; a user mistake becomes one error line and exit status 2."""
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        return _fail(f"{OPTION_OF.get(exc.field, exc.field)} {exc.problem}")
+    except StructN2VError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    except MemoryError:
+        return _fail("out of memory; use smaller images, tiles, patches or batches")
+    except KeyboardInterrupt:
+        print("structn2v: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _fail(message: str) -> int:
+    log.error("%s", message)  # one "structn2v: error: ..." line on stderr, also with --quiet
+    return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one ``warning: ...`` line; others as Python shows them."""
+    if issubclass(category, StructN2VWarning):
+        log.warning("%s", message)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

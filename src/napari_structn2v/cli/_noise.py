@@ -1,0 +1,112 @@
+"""``structn2v analyze-noise``, and the blind mask of ``train --mask`` (a spec, a file, or ``auto``)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from . import IMAGE_SUFFIXES, log
+
+
+def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """The ``analyze-noise`` command and its options."""
+    a = sub.add_parser("analyze-noise", parents=[common], help="autocorrelation of pure noise and a suggested blind mask")
+    a.add_argument("noise", help="TIFF of pure noise (dark frame) or an image with an empty region (--roi)")
+    a.add_argument("--axes", help="axes over STCZYX (default: YX for 2D, ZYX for 3D)")
+    a.add_argument(
+        "--roi", action="append",
+        help="region Y0:Y1,X0:X1 or Z0:Z1,Y0:Y1,X0:X1 holding only noise; repeat to pool several",
+    )
+    a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
+    a.add_argument("--out-autocorr", help="write the autocorrelation to this file (.tif, .tiff or .npy)")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr file")
+    a.set_defaults(func=cmd_analyze)
+
+def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
+    """Crop ``image`` to ``Y0:Y1,X0:X1`` or ``Z0:Z1,Y0:Y1,X0:X1`` over its spatial axes."""
+    from ..axes import spatial_axes
+
+    sp = spatial_axes(axes)
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (2, 3) or len(parts) > len(sp):
+        raise DataError(f"--roi {text!r} must be Y0:Y1,X0:X1 (or Z0:Z1,Y0:Y1,X0:X1 for 3D data)")
+    letters = sp[-len(parts):]
+    index = [slice(None)] * image.ndim
+    for letter, part in zip(letters, parts):
+        try:
+            a, b = (int(v) for v in part.split(":"))
+        except ValueError:
+            raise DataError(f"--roi part {part!r} is not of the form START:STOP with integers") from None
+        size = image.shape[axes.index(letter)]
+        if not (0 <= a < b <= size):
+            raise DataError(f"--roi {letter} range {a}:{b} lies outside the image (0:{size})")
+        index[axes.index(letter)] = slice(a, b)
+    return image[tuple(index)]
+
+
+def _axes_for(image: np.ndarray, axes: str | None) -> str:
+    from ..axes import guess_axes, validate_axes
+
+    return validate_axes(axes, image.ndim) if axes else guess_axes(image.shape)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from ..io import check_output, read_image, write_image
+    from ..noise import analyze_noise
+    from ..prediction import check_dtype, check_finite
+
+    if args.max_lag < 1:
+        raise ConfigError("max_lag", f"must be >= 1, got {args.max_lag}")
+    if args.out_autocorr:
+        check_output(
+            args.out_autocorr, option="--out-autocorr", overwrite=args.overwrite,
+            inputs={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,
+        )
+    image = read_image(args.noise)
+    check_dtype(image, f"{args.noise}")
+    check_finite(image, f"{args.noise}")
+    axes = _axes_for(image, args.axes)
+    regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
+    result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
+    if args.out_autocorr:
+        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
+        log.info("autocorrelation written to %s", args.out_autocorr)
+    shapes = ", ".join(str(r.shape) for r in regions)
+    log.info("%s: %s %s, axes %s", args.noise, "regions" if len(regions) > 1 else "shape", shapes, axes)
+    _warn(result)
+    print(result.report(), flush=True)  # the result: its last line is the mask spec
+    return 0
+
+
+def _warn(result: object) -> None:
+    """The reliability warnings of a noise analysis, one ``warning:`` line each on stderr."""
+    for text in getattr(result, "warnings", []):
+        log.warning("%s", text)
+
+
+def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:
+    """The blind mask of ``train --mask``: a spec such as ``9x1``, a mask file, or ``auto`` (the mask a
+    noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests)."""
+    from ..masks import load_mask, parse_mask_spec
+    from ..noise import analyze_noise, find_background
+
+    if spec.lower() == "auto":
+        from ..io import read_image
+
+        if dark:
+            noise = read_image(dark)
+            noise_axes = axes if noise.ndim == len(axes) else None
+            result = analyze_noise(noise, axes=noise_axes)
+            source = dark
+        else:
+            background = find_background(images[0], axes=axes)
+            result = analyze_noise(background.regions, axes=background.axes)
+            source = f"the {len(background.regions)} darkest, flattest {background.tile}x{background.tile} tiles of the first image"
+        log.info("mask auto: suggested %s from %s", result.spec, source)
+        _warn(result)
+        return result.mask
+    if Path(spec).is_file():
+        return load_mask(spec)
+    return parse_mask_spec(spec)
