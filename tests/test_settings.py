@@ -55,6 +55,9 @@ def test_dock_ranges_lie_inside_the_config_rules(s):
     assert lo is None or s.limits[0] >= lo
     assert hi is None or s.limits[1] <= hi
     assert s.limits[0] <= s.start <= s.limits[1]
+    # both ends of the box are values TrainConfig accepts (open ends of a rule included)
+    for end in s.limits:
+        TrainConfig(**{s.field: end})
 
 
 @pytest.mark.parametrize("s", [s for s in SETTINGS if s.kind == "choice"], ids=lambda s: s.field)

@@ -98,8 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
             limits=(4, 256), step=4, attr="patch_z"),
     Setting("batch_size", "int", "Batch", ("--batch",), "patches per step (default {default})",
             limits=(1, 1024), attr="batch"),
+    # the rule excludes 0.5 (half the data would be held out); the box steps by 0.05
     Setting("val_fraction", "float", "Validation fraction", ("--val-fraction",),
-            limits=(0.0, 0.5), step=0.05, decimals=2),
+            limits=(0.0, 0.45), step=0.05, decimals=2),
     Setting("device", "device", "Device", ("--device",), "auto, cpu, cuda, cuda:N or mps"),
     # the dock shows a live preview unless asked not to; scripts and the CLI have no use for one
     Setting("preview_every", "int", "Preview every", tooltip="Steps between preview updates (0: no preview)",
