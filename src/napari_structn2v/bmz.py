@@ -101,7 +101,6 @@ def _require_spec() -> None:
         raise BMZError(reason)
 
 
-
 def export_bmz(
     model: StructN2VModel,
     path: str | os.PathLike,
