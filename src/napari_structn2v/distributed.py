@@ -17,6 +17,7 @@ import numpy as np
 
 from .axes import spatial_axes
 from .errors import ConfigError, StructN2VError
+from .tiling import context_margins, core_sizes, covering_tile, tile_geometry
 
 
 def _import_dask():
@@ -36,10 +37,8 @@ Z_CONTEXT_CHUNK = 16
 def halo(model: Any, overlap: int | Sequence[int] | None = None) -> tuple[int, ...]:
     """Context margin per spatial axis of the network: the receptive-field radius (or half of
     ``overlap``) rounded up to the pooling multiple, as in tiled prediction."""
-    from .prediction import tile_geometry
-
     arch = model.config.architecture
-    return tuple(tile_geometry(arch.receptive_radius(), arch.multiple, 1, overlap)[0])
+    return tuple(context_margins(arch.receptive_radius(), arch.multiple, overlap))
 
 
 def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool, device: str) -> np.ndarray:
@@ -50,7 +49,7 @@ def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int,
 
     arch = model.config.architecture
     sp = spatial_axes(axes)[-arch.spatial_ndim:]
-    tile = [max(block.shape[axes.index(a)], 2 * m + mult) for a, m, mult in zip(sp, margins, arch.multiple)]
+    tile = covering_tile([block.shape[axes.index(a)] for a in sp], margins, arch.multiple)
     dev = torch.device("cpu" if device == "auto" else device)
     model.net.to(dev)
     gen = predict_tiles(
@@ -99,7 +98,7 @@ def predict_dask(
         ``Client``); it equals ``model.predict(array, axes, tile=tile, ...)`` to float rounding.
     """
     dask, da = _import_dask()
-    from .prediction import _axis_tiles, resolve_axes, tile_geometry
+    from .prediction import resolve_axes
 
     arch = model.config.architecture
     if check:
@@ -114,8 +113,7 @@ def predict_dask(
     for a, size in zip(ax, array.shape):
         if a in sp:
             d = sp.index(a)
-            parts = _axis_tiles(int(size), tiles[d], margins[d], arch.multiple[d])
-            chunks.append(tuple(c1 - c0 for c0, c1, _, _ in parts))
+            chunks.append(core_sizes(int(size), tiles[d], margins[d], arch.multiple[d]))
         elif a == "Z" and model.z_context:
             chunks.append(Z_CONTEXT_CHUNK)  # each block also predicts its Z halo: keep it a small share
         else:

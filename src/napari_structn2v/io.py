@@ -10,9 +10,9 @@ piece by piece (TIFF and ``.npy`` as memory maps, BigTIFF above 4 GB; zarr chunk
 :func:`check_output` checks a destination before any long work starts, so a run never ends with
 nowhere to put its result.
 
-zarr is optional (the ``big`` extra) and imported only when a ``.zarr`` path is used. OME-Zarr is
-written as version 0.4 (zarr format 2 on disk, which every OME-Zarr reader understands), one
-resolution level ``0`` with ``axes`` and a ``scale`` transformation.
+zarr is optional (the ``big`` extra) and imported only when a ``.zarr`` path is used. OME-Zarr
+reading and writing (version 0.4) is :mod:`~napari_structn2v.ome_zarr`'s, the output checks are
+:mod:`~napari_structn2v.output_checks`'; their public names are importable from here too.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +28,14 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import DataError, OutputError
+from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr
+from .output_checks import check_output, check_output_folder
+
+__all__ = [
+    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output",
+    "check_output_folder", "create_ome_zarr", "default_chunks", "image_format", "ome_metadata", "open_image",
+    "open_output", "read_image", "write_atomic", "write_image",
+]
 
 #: extensions write_image understands, with their format
 IMAGE_FORMATS = {".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".zarr": "zarr"}
@@ -36,9 +44,6 @@ IMAGE_FORMATS = {".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".zarr": "zarr"
 MEMMAP_BYTES = 256 << 20
 #: TIFFs whose data pass 4 GB - 32 MB (room for the tags) are written as BigTIFF
 BIGTIFF_BYTES = 2**32 - 2**25
-#: OME-NGFF axis names <-> our letters (``s`` for samples is not an NGFF name but is allowed as custom)
-_OME_NAME = {"T": "t", "C": "c", "Z": "z", "Y": "y", "X": "x", "S": "s"}
-_OME_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 
 
 def image_format(path: str | Path) -> str | None:
@@ -54,14 +59,6 @@ class OpenedImage:
     data: Any
     axes: str | None = None
     scale: tuple[float, ...] | None = None
-
-
-def _import_zarr():
-    try:
-        import zarr
-    except ImportError as exc:
-        raise DataError("reading or writing .zarr needs the zarr package: pip install 'napari-structn2v[big]'") from exc
-    return zarr
 
 
 def open_image(path: str | Path) -> OpenedImage:
@@ -81,7 +78,7 @@ def open_image(path: str | Path) -> OpenedImage:
         raise DataError(f"{str(p)!r} is a folder, not an image file")
     try:
         if fmt == "zarr":
-            opened = _open_zarr(p)
+            opened = OpenedImage(*read_zarr(p))
         elif fmt == "npy":
             big = p.stat().st_size >= MEMMAP_BYTES
             opened = OpenedImage(np.load(p, allow_pickle=False, mmap_mode="r" if big else None))
@@ -120,125 +117,6 @@ def _open_tiff(p: Path) -> OpenedImage:
 
             return OpenedImage(zarr.open(tifffile.imread(p, aszarr=True), mode="r"), axes)
     return OpenedImage(tifffile.imread(p), axes)
-
-
-def _ome_multiscales(attrs: Mapping) -> list | None:
-    ms = attrs.get("multiscales")
-    if ms is None and isinstance(attrs.get("ome"), Mapping):  # OME-Zarr 0.5 nests it under "ome"
-        ms = attrs["ome"].get("multiscales")
-    return ms if isinstance(ms, list) and ms else None
-
-
-def _open_zarr(p: Path) -> OpenedImage:
-    zarr = _import_zarr()
-    node = zarr.open(str(p), mode="r")
-    if hasattr(node, "shape"):  # a plain zarr array
-        axes = node.attrs.get("axes")
-        return OpenedImage(node, axes.upper() if isinstance(axes, str) else None)
-    ms = _ome_multiscales(node.attrs)
-    if ms is None:
-        arrays = sorted(name for name, _ in node.arrays())
-        if len(arrays) != 1:
-            raise DataError(f"{str(p)!r} is a zarr group without OME multiscales metadata and holds {len(arrays)} arrays, not one")
-        return OpenedImage(node[arrays[0]])
-    first = ms[0]["datasets"][0]
-    data = node[first["path"]]
-    letters = {v: k for k, v in _OME_NAME.items()}
-    names = [a["name"] if isinstance(a, Mapping) else str(a) for a in ms[0].get("axes", [])]
-    axes = "".join(letters.get(n.lower(), "?") for n in names)
-    axes = axes if "?" not in axes and axes else None
-    scale = None
-    for tr in first.get("coordinateTransformations", []):
-        if tr.get("type") == "scale":
-            scale = tuple(float(v) for v in tr["scale"])
-    return OpenedImage(data, axes, scale)
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def check_output(
-    path: str | Path,
-    *,
-    option: str = "output",
-    overwrite: bool = False,
-    inputs: Mapping[str, str | Path] | None = None,
-    protected: Mapping[str, str | Path] | None = None,
-    suffixes: tuple[str, ...] | None = None,
-) -> Path:
-    """Check that ``path`` can receive a new file; raise :class:`OutputError` otherwise.
-
-    Parameters
-    ----------
-    path : path
-        The destination file.
-    option : str
-        How the user named it (``"--out"``), for the messages.
-    overwrite : bool
-        Allow replacing an existing file, including one of ``inputs``.
-    inputs : mapping of description to path, optional
-        Files the run reads whose kind matches the output (replaceable with ``overwrite``).
-    protected : mapping of description to path, optional
-        Files the run reads that are never replaced (an image named as the model output).
-    suffixes : tuple of str, optional
-        Allowed extensions (lower case, with the dot); None allows any.
-
-    Returns
-    -------
-    Path
-        ``path`` as a Path. Missing parent folders are created by the writers.
-    """
-    p = Path(path)
-    if str(path).strip() == "":
-        raise OutputError(f"{option} is empty; give a file name")
-    zarr_out = image_format(p) == "zarr" and (suffixes is None or ".zarr" in suffixes)
-    if p.is_dir() and zarr_out and not any((p / n).exists() for n in (".zgroup", ".zarray", "zarr.json")):
-        raise OutputError(f"{option} {str(p)!r} is a folder but not a zarr store; it is never replaced, choose another name")
-    if p.is_dir() and not zarr_out:
-        raise OutputError(f"{option} {str(p)!r} is a folder; give a file name inside it")
-    for what, other in (protected or {}).items():
-        if _same_file(p, Path(other)):
-            raise OutputError(f"{option} {str(p)!r} is {what}; writing there would destroy it, choose another name")
-    for what, other in (inputs or {}).items():
-        if _same_file(p, Path(other)) and not overwrite:
-            raise OutputError(f"{option} {str(p)!r} is {what}; choose another name or add --overwrite to replace it")
-    if suffixes is not None and p.suffix.lower() not in suffixes:
-        raise OutputError(
-            f"{option} {str(p)!r} has an unknown extension {p.suffix or '(none)'!r}; use {', '.join(suffixes)}"
-        )
-    if p.exists() and not overwrite:
-        raise OutputError(f"{option} {str(p)!r} already exists; choose another name or add --overwrite to replace it")
-    _check_writable(p.parent, option, p)
-    return p
-
-
-def check_output_folder(path: str | Path, *, option: str = "output folder") -> Path:
-    """Check that ``path`` is, or can be created as, a writable folder."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise OutputError(f"{option} {str(p)!r} is a file, not a folder")
-    _check_writable(p, option, p)
-    return p
-
-
-def _check_writable(folder: Path, option: str, target: Path) -> None:
-    """Create and remove a file in ``folder`` (or its nearest existing ancestor, where the missing
-    folders would be made): permission bits say nothing for root or read-only mounts."""
-    folder = folder if str(folder) else Path(".")
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{option} {str(target)!r} cannot be created: {str(folder)!r} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".structn2v-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputError(f"{option} {str(target)!r} cannot be written in {str(folder)!r}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager
@@ -320,40 +198,6 @@ def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None,
     ))
 
 
-def default_chunks(shape: Sequence[int], axes: str | None) -> tuple[int, ...]:
-    """Chunks of about 4 MB of float32 for a zarr output: one index of S/T/C, up to 16 Z slices
-    and 256 x 256 in Y and X (a tile of the default 256 prediction tile writes whole chunks)."""
-    axes = axes.upper() if axes else "?" * (len(shape) - 2) + "YX"
-    limit = {"Z": 16, "Y": 256, "X": 256}
-    return tuple(min(int(s), limit.get(a, 1)) for s, a in zip(shape, axes))
-
-
-def ome_metadata(axes: str, scale: Sequence[float] | None = None, name: str = "image") -> dict:
-    """OME-NGFF 0.4 ``multiscales`` attributes for one resolution level ``"0"``."""
-    ax = axes.upper()
-    scale = [1.0] * len(ax) if scale is None else [float(v) for v in scale]
-    if len(scale) != len(ax):
-        raise DataError(f"scale {list(scale)} does not have one value per axis of {ax!r}")
-    entries = []
-    for a in ax:
-        entry = {"name": _OME_NAME[a]}
-        if a in _OME_TYPE:
-            entry["type"] = _OME_TYPE[a]
-        if a in "ZYX":
-            entry["unit"] = "micrometer"
-        entries.append(entry)
-    return {
-        "multiscales": [
-            {
-                "version": "0.4",
-                "name": name,
-                "axes": entries,
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-            }
-        ]
-    }
-
-
 @contextlib.contextmanager
 def open_output(
     path: str | Path,
@@ -379,7 +223,7 @@ def open_output(
         raise DataError(f"axes {axes!r} do not describe an array of shape {shape}")
     p.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "zarr":
-        _import_zarr()  # a missing zarr fails before any folder is made
+        import_zarr()  # a missing zarr fails before any folder is made
         tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part"))
         try:
             yield create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
@@ -409,37 +253,6 @@ def open_output(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def create_ome_zarr(
-    folder: str | Path,
-    shape: Sequence[int],
-    *,
-    axes: str | None = None,
-    scale: Sequence[float] | None = None,
-    chunks: Sequence[int] | None = None,
-) -> Any:
-    """A new float32 OME-Zarr image at ``folder`` (zarr format 2, level ``"0"``, zeros until
-    written), created in place: for a result that is read while it is written (a napari layer).
-    :func:`open_output` wraps it to replace a file only when complete."""
-    zarr = _import_zarr()
-    shape = tuple(int(s) for s in shape)
-    group = _zarr_group(zarr, Path(folder))
-    kw = dict(shape=shape, chunks=tuple(chunks) if chunks else default_chunks(shape, axes), dtype="float32", fill_value=0.0)
-    array = group.create_array("0", **kw) if hasattr(group, "create_array") else group.create_dataset("0", **kw)
-    attrs = ome_metadata(axes, scale) if axes else {}
-    if axes:
-        attrs["napari_structn2v"] = {"axes": axes.upper()}
-    group.attrs.update(attrs)
-    return array
-
-
-def _zarr_group(zarr, folder: Path):
-    """A new zarr group at ``folder`` in zarr format 2 (what OME-Zarr 0.4 readers expect)."""
-    try:
-        return zarr.open_group(str(folder), mode="w", zarr_format=2)
-    except TypeError:  # zarr-python 2 has no zarr_format argument and writes format 2 anyway
-        return zarr.open_group(str(folder), mode="w")
 
 
 def _replace_folder(new: Path, target: Path) -> None:

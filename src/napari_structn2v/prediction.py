@@ -1,14 +1,13 @@
-"""Tiled prediction with overlapping tiles, for any image size and axes.
+"""Tiled prediction with overlapping tiles, for any image size and axes, and the input checks.
 
 Each tile is predicted with a context margin at least as large as the network's receptive-field
-radius and aligned to the pooling grid; only its central part is written out. Tiles therefore
-agree exactly with an untiled prediction (up to float rounding) and leave no seams, and memory is
-bounded by the tile size.
+radius and aligned to the pooling grid; only its central part is written out (the geometry is
+:mod:`~napari_structn2v.tiling`'s). Tiles therefore agree exactly with an untiled prediction (up to
+float rounding) and leave no seams, and memory is bounded by the tile size.
 """
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Generator, Sequence
 
@@ -16,8 +15,9 @@ import numpy as np
 import torch
 
 from .axes import spatial_axes, validate_axes
-from .errors import AxesError, ConfigError, DataError, IntensityWarning
+from .errors import AxesError, DataError, IntensityWarning
 from .events import PredictDone, TileDone
+from .tiling import TilePlan, TileRegion, check_tiling, pad_to_multiple, plan_tiles
 from .unet import context_of
 
 #: an input whose robust intensity span (0.1-99.9 percentiles) is this many times wider or
@@ -63,31 +63,6 @@ def iter_blocks(shape: Sequence[int], max_values: int | None = None) -> Generato
             yield tuple(slice(i, i + 1) for i in outer) + (slice(a, min(a + step, shape[split])),) + tuple(
                 slice(None) for _ in shape[split + 1:]
             )
-
-
-def _axis_tiles(size: int, tile: int, margin: int, multiple: int) -> list[tuple[int, int, int, int]]:
-    """Split one axis: ``(core_start, core_stop, in_start, in_stop)`` per tile."""
-    if size <= tile:
-        return [(0, size, 0, size)]
-    core = tile - 2 * margin
-    core = max(multiple, core - core % multiple)
-    out = []
-    for c0 in range(0, size, core):
-        c1 = min(c0 + core, size)
-        out.append((c0, c1, max(0, c0 - margin), min(size, c1 + margin)))
-    return out
-
-
-def _pad_to_multiple(x: np.ndarray, multiple: Sequence[int]) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Pad the trailing spatial axes of ``(C, *S)`` at their end (mirror) to multiples."""
-    spatial = x.shape[1:]
-    pads = [(0, 0)] + [(0, (-s) % m) for s, m in zip(spatial, multiple)]
-    if not any(p[1] for p in pads):
-        return x, spatial
-    mode = "reflect" if all(p[1] < s for p, s in zip(pads[1:], spatial)) else "symmetric"
-    if any(p[1] > s for p, s in zip(pads[1:], spatial)):
-        mode = "edge"
-    return np.pad(x, pads, mode=mode), spatial
 
 
 def context_slices(z: int, k: int, n: int) -> list[int]:
@@ -267,63 +242,15 @@ def check_input(
                       IntensityWarning, stacklevel=3)
 
 
-def _check_tiling(tile, overlap, nd: int) -> None:
-    for name, value, lo in (("tile", tile, 1), ("overlap", overlap, 0)):
-        if value is None and name == "overlap":
-            continue
-        if isinstance(value, numbers.Number):
-            items = [value]
-        elif isinstance(value, (list, tuple)) and len(value) == nd:
-            items = list(value)
-        else:
-            raise ConfigError(name, f"must be an integer or {nd} integers (one per spatial axis), got {value!r}")
-        for v in items:
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-                raise ConfigError(name, f"must be {'a positive' if lo else 'a non-negative'} integer, got {value!r}")
-
-
-def tile_geometry(
-    radius: Sequence[int], multiple: Sequence[int], tile: int | Sequence[int], overlap: int | Sequence[int] | None
-) -> tuple[list[int], list[int]]:
-    """Context margin and tile side per spatial axis.
-
-    Margins are the receptive-field ``radius`` (or half the ``overlap``) rounded up to the pooling
-    ``multiple``; an int ``tile`` is used for Y and X, and for Z capped at 32 + twice the margin.
-    """
-    nd = len(radius)
-    if overlap is None:
-        margins = [int(math.ceil(r / m) * m) for r, m in zip(radius, multiple)]
-    else:
-        ov = (int(overlap),) * nd if np.isscalar(overlap) else tuple(overlap)
-        margins = [int(math.ceil(o / 2 / m) * m) for o, m in zip(ov, multiple)]
-    if np.isscalar(tile):
-        tiles = [int(tile)] * nd
-        if nd == 3:
-            tiles[0] = min(int(tile), 32 + 2 * margins[0])
-    else:
-        tiles = [int(t) for t in tile]
-    return margins, tiles
-
-
 def predict_tiles(
-    net: torch.nn.Module,
-    image: np.ndarray,
-    axes: str,
-    *,
-    low: np.ndarray,
-    high: np.ndarray,
-    multiple: tuple[int, ...],
-    radius: tuple[int, ...],
-    tile: int | Sequence[int] = 256,
-    overlap: int | Sequence[int] | None = None,
-    device: torch.device,
-    amp: bool = False,
-    tta: Sequence[tuple[int, ...]] = ((),),
-    should_stop: Callable[[], bool] | None = None,
-    out: object | None = None,
-    z_context: int = 0,
+    net: torch.nn.Module, image: np.ndarray, axes: str, *, low: np.ndarray, high: np.ndarray,
+    multiple: tuple[int, ...], radius: tuple[int, ...], tile: int | Sequence[int] = 256,
+    overlap: int | Sequence[int] | None = None, device: torch.device, amp: bool = False,
+    tta: Sequence[tuple[int, ...]] = ((),), should_stop: Callable[[], bool] | None = None,
+    out: object | None = None, z_context: int = 0,
 ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
-    """Predict ``image`` (axes ``axes``) tile by tile; yields :class:`TileDone` per tile.
+    """Predict ``image`` (axes ``axes``) tile by tile (:mod:`~napari_structn2v.tiling`); yields
+    :class:`TileDone` per tile, then :class:`PredictDone`.
 
     ``image`` may be any array-like indexable by a tuple of slices (numpy, memmap, zarr, dask,
     h5py): only one tile (plus its margin) is read at a time.
@@ -334,125 +261,98 @@ def predict_tiles(
         Per-channel normalisation (input ``(x - low) / (high - low)``; output mapped back).
     multiple, radius : tuple of int
         Pooling multiple and receptive-field radius of ``net`` per spatial axis.
-    tile : int or sequence
-        Tile side (per spatial axis if a sequence; an int is used for Y and X, and for Z capped at 32
-        + the Z overlap).
-    overlap : int or sequence, optional
-        Total overlap between neighbouring tiles (twice the context margin); default: twice the
-        receptive-field radius rounded up to the pooling multiple.
+    tile, overlap : int or sequence
+        Tile side and total overlap of neighbours (see :func:`~napari_structn2v.tiling.tile_geometry`;
+        default overlap: twice the receptive-field radius rounded up to the pooling multiple).
     tta : sequence of tuples
-        Test-time augmentation: the tensor dims to flip for each pass (``()``: as is; ``(-1,)``:
-        flip X; ``"T"`` in a tuple transposes Y and X); the passes are averaged. See
-        :func:`tta_transforms`.
+        Test-time augmentation: the tensor dims to flip for each pass (``"T"`` in a tuple transposes
+        Y and X); the passes are averaged. See :func:`tta_transforms`.
     out : array-like, optional
-        Where to write the result, tile by tile (a zarr array, a memmap, a napari layer's data):
-        same shape as ``image``, supporting ``out[region] = tile``. Default: a new float32 array.
-        With ``out`` the whole result is never held in memory.
+        Where to write the result tile by tile (zarr, memmap, a layer's data; ``out[region] = tile``),
+        same shape as ``image``, so the whole result is never held in memory. Default: new float32.
     z_context : int
-        For a 2D network over the Z slices: neighbouring slices on each side given as extra
-        input channels (:func:`context_slices` at the ends).
+        For a 2D network over Z slices: neighbours on each side as extra channels (:func:`context_slices`).
 
     Returns
     -------
     array-like
-        ``out``, or a new float32 array: same shape and axes as ``image``, in the input's
-        intensity scale.
+        ``out`` or a new float32 array: ``image``'s shape and axes, in its intensity scale.
     """
     ax = validate_axes(axes, image.ndim)
-    nd = len(radius)
-    sp = spatial_axes(ax)[-nd:]  # a 2D network predicts a volume slice by slice
-    sample_letters = "ST" + ("Z" if nd < len(spatial_axes(ax)) else "")
-    _check_tiling(tile, overlap, nd)
+    check_tiling(tile, overlap, len(radius))  # a bad option is named before the image is looked at
+    _check_image(image, ax, low)
+    plan = plan_tiles(image.shape, ax, radius=radius, multiple=multiple, tile=tile, overlap=overlap,
+                      z_context=z_context, context_rule=context_slices)
+    out = _output_array(image, out)
+    norm = _normalisation(low, high, len(radius))
+    total = len(plan)
+    net.eval()
+    with torch.no_grad():
+        for index, region in enumerate(plan, start=1):
+            if should_stop is not None and should_stop():
+                yield PredictDone(out, stopped=True)
+                return out
+            y = _predict_tile(net, image, plan, region, norm, multiple, device=device, amp=amp, tta=tta)
+            out[region.write] = y
+            yield TileDone(index=index, total=total, region=region.write, data=y)
+    yield PredictDone(out, stopped=False)
+    return out
+
+
+def _check_image(image: np.ndarray, ax: str, low: Sequence[float]) -> None:
+    """Refuse an empty axis and a channel count other than the model's."""
     if any(image.shape[ax.index(a)] < 1 for a in ax):
         raise DataError(f"the image has an empty axis: shape {image.shape}")
     n_ch = image.shape[ax.index("C")] if "C" in ax else 1
     if n_ch != len(low):
         raise DataError(f"the model expects {len(low)} channel(s), the image has {n_ch}")
-    margins, tiles = tile_geometry(radius, multiple, tile, overlap)
-    for i, (t, m, mult) in enumerate(zip(tiles, margins, multiple)):
-        if t < 2 * m + mult:
-            raise DataError(
-                f"tile {t} along {sp[i]} is too small for the overlap {2 * m}; use a tile of at "
-                f"least {2 * m + mult} or a smaller overlap"
-            )
-    sizes = [image.shape[ax.index(a)] for a in sp]
-    per_axis = [_axis_tiles(s, t, m, mult) for s, t, m, mult in zip(sizes, tiles, margins, multiple)]
-    outer = [a for a in ax if a in sample_letters]
-    if z_context and "Z" not in outer:
-        raise DataError(
-            f"this model denoises each Z slice with {z_context} neighbouring slice(s) on each side; "
-            f"give it a volume with a Z axis (axes {ax!r} have none)"
-        )
-    outer_shape = [image.shape[ax.index(a)] for a in outer]
-    outer_idx = list(np.ndindex(*outer_shape)) if outer else [()]
-    spatial_tiles = list(np.ndindex(*[len(p) for p in per_axis]))
-    total = len(outer_idx) * len(spatial_tiles)
+
+
+def _output_array(image: np.ndarray, out: object | None) -> object:
+    """``out`` if it has ``image``'s shape (:class:`DataError` if not), or a new float32 array."""
     if out is None:
-        out = np.zeros(image.shape, dtype=np.float32)
-    elif tuple(getattr(out, "shape", ())) != tuple(image.shape):
+        return np.zeros(image.shape, dtype=np.float32)
+    if tuple(getattr(out, "shape", ())) != tuple(image.shape):
         raise DataError(f"the output array has shape {tuple(getattr(out, 'shape', ()))}, the image {tuple(image.shape)}")
-    low_a = np.asarray(low, dtype=np.float32).reshape((-1,) + (1,) * nd)
-    scale_a = (np.asarray(high, dtype=np.float32) - np.asarray(low, dtype=np.float32)).reshape((-1,) + (1,) * nd)
-    scale_a = np.where(scale_a == 0, 1.0, scale_a).astype(np.float32)
-    # internal order for a tile: C then spatial ZYX
-    tile_order = (["C"] if "C" in ax else []) + list(sp)
-    net.eval()
-    index = 0
-    with torch.no_grad():
-        for oi in outer_idx:
-            for ti in spatial_tiles:
-                if should_stop is not None and should_stop():
-                    yield PredictDone(out, stopped=True)
-                    return out
-                parts = [per_axis[d][ti[d]] for d in range(nd)]
-                region_in, region_out, zsel = _tile_regions(ax, outer, oi, sp, parts, image.shape, z_context)
-                crop = [slice(c0 - i0, c1 - i0) for c0, c1, i0, _ in parts]
-                block = _read_block(image, region_in, ax, outer, tile_order, low_a, scale_a, zsel)
-                padded, orig = _pad_to_multiple(block, multiple)
-                x = torch.from_numpy(np.ascontiguousarray(padded))[None].to(device)
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
-                    y = _forward_tta(net, x, tta)
-                y = y[0].cpu().numpy()
-                y = y[(slice(None), *(slice(0, s) for s in orig))]
-                y = y[(slice(None), *crop)] * scale_a + low_a
-                y = _to_input_order(y, ax, outer, tile_order)
-                out[tuple(region_out)] = y
-                index += 1
-                yield TileDone(index=index, total=total, region=tuple(region_out), data=y)
-    yield PredictDone(out, stopped=False)
     return out
 
 
-def _tile_regions(ax: str, outer: list[str], oi: tuple, sp: str, parts: list, shape: tuple, z_context: int):
-    """Input and output index tuples of one tile, and the Z selection of a Z-context read."""
-    region_in, region_out, zsel = [], [], None
-    for a in ax:
-        if a in outer:
-            k = oi[outer.index(a)]
-            if a == "Z" and z_context:
-                idx = context_slices(k, z_context, shape[ax.index("Z")])
-                z0 = min(idx)
-                region_in.append(slice(z0, max(idx) + 1))
-                zsel = [i - z0 for i in idx]
-            else:
-                region_in.append(slice(k, k + 1))
-            region_out.append(slice(k, k + 1))
-        elif a == "C":
-            region_in.append(slice(None))
-            region_out.append(slice(None))
-        else:
-            c0, c1, i0, i1 = parts[sp.index(a)]
-            region_in.append(slice(i0, i1))
-            region_out.append(slice(c0, c1))
-    return tuple(region_in), tuple(region_out), zsel
+def _normalisation(low: Sequence[float], high: Sequence[float], nd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel offset and scale shaped ``(C, 1, ...)`` for ``(C, *S)`` blocks; a channel with
+    ``high == low`` gets scale 1."""
+    low_a = np.asarray(low, dtype=np.float32).reshape((-1,) + (1,) * nd)
+    scale_a = (np.asarray(high, dtype=np.float32) - np.asarray(low, dtype=np.float32)).reshape((-1,) + (1,) * nd)
+    return low_a, np.where(scale_a == 0, 1.0, scale_a).astype(np.float32)
 
 
-def _read_block(image, region_in: tuple, ax: str, outer: list[str], tile_order: list[str], low_a, scale_a, zsel) -> np.ndarray:
-    """One tile read and normalised as ``(C, *S)`` float32; with a Z-context selection ``zsel``,
-    the selected slices become channels (``C * len(zsel)``, channel-major as in training)."""
-    block = np.asarray(image[region_in], dtype=np.float32)
-    lead = [a for a in outer if not (zsel is not None and a == "Z")]
-    order = lead + (["Z"] if zsel is not None else []) + tile_order
+def _predict_tile(
+    net: torch.nn.Module, image: np.ndarray, plan: TilePlan, region: TileRegion, norm: tuple[np.ndarray, np.ndarray],
+    multiple: Sequence[int], *, device: torch.device, amp: bool, tta: Sequence[tuple],
+) -> np.ndarray:
+    """One tile: read and normalise, pad, run ``net`` (mean over ``tta``), keep the core, map it
+    back to the input's scale and axes order (sample axes of length 1)."""
+    low_a, scale_a = norm
+    block = _read_block(image, plan, region, low_a, scale_a)
+    x = torch.from_numpy(np.ascontiguousarray(pad_to_multiple(block, multiple)))[None].to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        y = _forward_tta(net, x, tta)
+    y = y[0].cpu().numpy()
+    y = y[(slice(None), *region.crop)] * scale_a + low_a  # the crop also drops the padding
+    return _to_input_order(y, plan)
+
+
+def _tile_order(plan: TilePlan) -> list[str]:
+    """The axes of a block as the network sees it: C (if any), then the spatial axes ZYX."""
+    return (["C"] if "C" in plan.axes else []) + list(plan.spatial)
+
+
+def _read_block(image, plan: TilePlan, region: TileRegion, low_a: np.ndarray, scale_a: np.ndarray) -> np.ndarray:
+    """One tile read and normalised as ``(C, *S)`` float32; with a Z-context selection, the
+    selected slices become channels (``C * len(z_select)``, channel-major as in training)."""
+    ax, zsel = plan.axes, region.z_select
+    block = np.asarray(image[region.read], dtype=np.float32)
+    lead = [a for a in plan.outer if not (zsel is not None and a == "Z")]
+    order = lead + (["Z"] if zsel is not None else []) + _tile_order(plan)
     block = np.transpose(block, [ax.index(a) for a in order])
     block = block.reshape(block.shape[len(lead):])
     if zsel is None:
@@ -463,11 +363,12 @@ def _read_block(image, region_in: tuple, ax: str, outer: list[str], tile_order: 
     return np.ascontiguousarray(block.transpose(1, 0, 2, 3)).reshape(-1, *block.shape[2:])
 
 
-def _to_input_order(y: np.ndarray, ax: str, outer: list[str], tile_order: list[str]) -> np.ndarray:
+def _to_input_order(y: np.ndarray, plan: TilePlan) -> np.ndarray:
     """A predicted ``(C, *S)`` tile in the input's axes order (sample axes of length 1)."""
-    order = [a for a in ax if a in outer] + tile_order
+    ax = plan.axes
+    order = [a for a in ax if a in plan.outer] + _tile_order(plan)
     if "C" not in ax:
         y = y[0]
         order = [a for a in order if a != "C"]
-    y = y.reshape((1,) * len(outer) + y.shape)
+    y = y.reshape((1,) * len(plan.outer) + y.shape)
     return np.transpose(y, [order.index(a) for a in ax]).astype(np.float32)

@@ -1,0 +1,144 @@
+"""Tile geometry (napari_structn2v.tiling): no network, no torch."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_structn2v.errors import ConfigError, DataError
+from napari_structn2v.tiling import (
+    axis_tiles,
+    check_tiling,
+    context_margins,
+    core_sizes,
+    covering_tile,
+    pad_to_multiple,
+    plan_tiles,
+    tile_geometry,
+)
+
+
+def _mirror(z: int, k: int, n: int) -> list[int]:
+    """A stand-in Z-context rule: neighbours mirrored at the ends (enough for geometry)."""
+    return [abs(z + d) if z + d < n else 2 * (n - 1) - (z + d) for d in range(-k, k + 1)]
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 65, 100, 129, 250, 257])
+@pytest.mark.parametrize(("tile", "margin", "multiple"), [(64, 8, 4), (64, 16, 8), (48, 20, 4), (96, 0, 16)])
+def test_axis_tiles_cover_the_axis_once_with_margins(size, tile, margin, multiple):
+    parts = axis_tiles(size, tile, margin, multiple)
+    written = np.zeros(size, int)
+    for c0, c1, i0, i1 in parts:
+        written[c0:c1] += 1
+        assert 0 <= i0 <= c0 < c1 <= i1 <= size  # the read range holds the core, inside the axis
+        assert c0 - i0 == min(margin, c0) or size <= tile  # a full margin, except at the start
+        assert i1 - c1 == min(margin, size - c1) or size <= tile  # and except at the end
+        assert i1 - i0 <= tile  # a tile is never larger than asked
+    assert (written == 1).all()  # no gaps, no overlaps
+    cores = [c1 - c0 for c0, c1, _, _ in parts]
+    assert all(c % multiple == 0 for c in cores[:-1])  # on the pooling grid; only the last is shorter
+    assert core_sizes(size, tile, margin, multiple) == tuple(cores) and sum(cores) == size
+
+
+def test_axis_tiles_edges_and_a_small_axis():
+    assert axis_tiles(50, 64, 16, 4) == [(0, 50, 0, 50)]  # no longer than a tile: one tile, no margins
+    assert axis_tiles(100, 64, 16, 4) == [(0, 32, 0, 48), (32, 64, 16, 80), (64, 96, 48, 100), (96, 100, 80, 100)]
+    # a core below one pooling step is raised to it
+    assert axis_tiles(10, 4, 2, 4) == [(0, 4, 0, 6), (4, 8, 2, 10), (8, 10, 6, 10)]
+
+
+def test_margins_and_tile_sides():
+    assert context_margins((13, 13), (4, 4)) == [16, 16]  # the radius rounded up to the pooling grid
+    assert context_margins((13, 13), (4, 4), overlap=20) == [12, 12]  # half the overlap, rounded up
+    assert context_margins((5, 13, 13), (2, 4, 4), overlap=(6, 8, 40)) == [4, 4, 20]
+    assert tile_geometry((13, 13), (4, 4), 96, None) == ([16, 16], [96, 96])
+    assert tile_geometry((6, 13, 13), (2, 4, 4), 256, None) == ([6, 16, 16], [44, 256, 256])  # Z: 32 + 2 * margin
+    assert tile_geometry((6, 13, 13), (2, 4, 4), (20, 40, 50), 0) == ([0, 0, 0], [20, 40, 50])
+    assert covering_tile((30, 100), (16, 16), (4, 4)) == [36, 100]
+
+
+@pytest.mark.parametrize(
+    ("tile", "overlap", "match"),
+    [(0, None, "positive"), (64.0, None, "integer"), ((64,), None, "2 integers"), (True, None, "positive"),
+     (64, -1, "non-negative"), (64, (8, 8, 8), "2 integers")],
+)
+def test_check_tiling_names_the_bad_option(tile, overlap, match):
+    with pytest.raises(ConfigError, match=match):
+        check_tiling(tile, overlap, 2)
+    check_tiling(64, None, 2)
+    check_tiling((64, 32), [0, 8], 2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "radius", "multiple", "tile", "overlap"),
+    [
+        ((150, 213), "YX", (13, 13), (4, 4), 96, None),
+        ((97, 131), "XY", (13, 13), (4, 4), (48, 80), (8, 24)),
+        ((2, 100, 120), "SYX", (13, 13), (4, 4), 64, 32),
+        ((2, 3, 33, 35, 2), "TZYXC", (13, 13), (4, 4), 64, 8),  # a 2D network over Z: slice by slice
+        ((20, 70, 90), "ZYX", (6, 13, 13), (2, 4, 4), 40, 16),
+        ((5, 7, 9), "ZYX", (6, 13, 13), (2, 4, 4), 40, 8),  # smaller than one tile
+    ],
+)
+def test_written_regions_cover_the_image_exactly_once(shape, axes, radius, multiple, tile, overlap):
+    plan = plan_tiles(shape, axes, radius=radius, multiple=multiple, tile=tile, overlap=overlap)
+    written = np.zeros(shape, int)
+    image = np.arange(np.prod(shape)).reshape(shape)
+    regions = list(plan)
+    assert len(regions) == len(plan) >= 1
+    for r in regions:
+        written[r.write] += 1
+        block = image[r.read]
+        assert all(b >= w for b, w in zip(block.shape, image[r.write].shape))
+        # the crop of the read block along the network's axes is the written core
+        kept = block[tuple(r.crop[plan.spatial.index(a)] if a in plan.spatial else slice(None) for a in axes)]
+        np.testing.assert_array_equal(kept, image[r.write])
+        assert r.z_select is None
+    assert (written == 1).all()
+    assert plan.outer == tuple(a for a in axes if a in "ST" or (a == "Z" and len(radius) == 2))
+
+
+def test_sizes_not_divisible_by_the_tile_get_short_edge_tiles():
+    plan = plan_tiles((130, 100), "YX", radius=(13, 13), multiple=(4, 4), tile=64, overlap=16)
+    assert [len(p) for p in plan.per_axis] == [3, 3]  # cores of 64 - 16
+    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[0]] == [48, 48, 34]
+    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[1]] == [48, 48, 4]
+    last = list(plan)[-1]  # the corner tile: short cores, a margin before them only
+    assert last.write == (slice(96, 130), slice(96, 100)) and last.read == (slice(88, 130), slice(88, 100))
+    assert last.crop == (slice(8, 42), slice(8, 12))
+
+
+def test_z_context_reads_the_neighbours_range():
+    plan = plan_tiles((7, 48, 48), "ZYX", radius=(13, 13), multiple=(4, 4), tile=64, overlap=16,
+                      z_context=2, context_rule=_mirror)
+    regions = list(plan)
+    assert len(regions) == 7  # one tile per slice
+    for z, r in enumerate(regions):
+        idx = _mirror(z, 2, 7)
+        assert r.write[0] == slice(z, z + 1)
+        assert r.read[0] == slice(min(idx), max(idx) + 1)
+        assert [r.read[0].start + i for i in r.z_select] == idx
+    with pytest.raises(DataError, match="Z axis"):
+        plan_tiles((48, 48), "YX", radius=(13, 13), multiple=(4, 4), tile=64, z_context=1, context_rule=_mirror)
+
+
+def test_a_tile_smaller_than_its_overlap_is_refused():
+    with pytest.raises(DataError, match="tile 16 along Y is too small for the overlap 32; use a tile of at least 36"):
+        plan_tiles((128, 128), "YX", radius=(13, 13), multiple=(4, 4), tile=16, overlap=32)
+
+
+def test_pad_to_multiple_pads_the_end_only():
+    x = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    padded = pad_to_multiple(x, (4, 4))
+    assert padded.shape == (2, 8, 8)
+    np.testing.assert_array_equal(padded[:, :5, :6], x)
+    np.testing.assert_array_equal(padded[:, 5, :6], x[:, 3])  # mirrored without repeating the edge
+    block = x[:, :4, :4]
+    assert pad_to_multiple(block, (4, 4)) is block  # already on the grid: untouched
+    one = pad_to_multiple(x[:, :1, :1], (4, 4))  # longer padding than the block: the edge value
+    assert one.shape == (2, 4, 4) and (one == x[:, :1, :1]).all()
+
+
+def test_tiling_does_not_import_torch():
+    code = "import sys, napari_structn2v.tiling; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
