@@ -4,45 +4,54 @@ Everything here runs on the Qt main thread.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox
+from napari.layers import Image
+from napari.utils import notifications
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QListWidget,
+    QListWidgetItem,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..axes import guess_axes, validate_axes
+from ..errors import StructN2VError
+from ._signals import Connections
 
 if TYPE_CHECKING:
     import napari
     import napari.layers
 
+_log = logging.getLogger(__name__)
+
 
 # notifications -------------------------------------------------------------
 def notify_error(message: str) -> None:
     """Show an error notification (never an exception dialog)."""
-    from napari.utils import notifications
-
     notifications.show_error(message)
 
 
 def notify_warning(message: str) -> None:
     """Show a warning notification."""
-    from napari.utils import notifications
-
     notifications.show_warning(message)
 
 
 def notify_info(message: str) -> None:
     """Show an info notification."""
-    from napari.utils import notifications
-
     notifications.show_info(message)
 
 
 def describe_error(exc: BaseException) -> str:
     """One sentence for the user: the message of a core error, or a hint for known failures."""
-    from ..errors import StructN2VError
-
     if isinstance(exc, StructN2VError):
         return str(exc)
     text = str(exc)
@@ -52,6 +61,14 @@ def describe_error(exc: BaseException) -> str:
             "or choose the CPU device."
         )
     return f"{type(exc).__name__}: {text}"
+
+
+def report_error(exc: BaseException, prefix: str = "") -> str:
+    """The one way the widgets report an error: a notification ``prefix`` + :func:`describe_error`
+    (never a traceback or an exception dialog). Returns the sentence, for a status line."""
+    message = describe_error(exc)
+    notify_error(prefix + message)
+    return message
 
 
 # layer lookup ----------------------------------------------------------------
@@ -79,21 +96,18 @@ def layer_data(layer: napari.layers.Layer) -> Any:
 
 def layer_axes(layer: napari.layers.Layer) -> str:
     """Axes of a layer: ``metadata['axes']`` when valid, else guessed from shape and rgb."""
-    from ..axes import guess_axes, validate_axes
-    from ..errors import StructN2VError
-
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     shape = tuple(data.shape)  # no np.asarray: lazy (dask/zarr) layers stay unloaded
     meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
     if isinstance(meta, str):
         try:
             return validate_axes(meta, len(shape))
-        except StructN2VError:
-            pass
+        except StructN2VError as exc:  # metadata from elsewhere: guess instead
+            _log.debug("layer %r: axes %r in its metadata ignored: %s", layer.name, meta, exc)
     try:
         return guess_axes(shape, rgb=bool(getattr(layer, "rgb", False)))
     except StructN2VError:
-        return ""
+        return ""  # no guess: the user types the axes
 
 
 #: metadata key marking display-only layers made by the plugin (autocorrelation, overlay, preview)
@@ -122,8 +136,6 @@ def add_or_update_image(
     stays active, so that e.g. drawing on a Shapes layer is not interrupted. ``helper`` marks the
     layer as display-only (left out of the layer pickers).
     """
-    from napari.layers import Image
-
     previous = viewer.layers.selection.active
     layer = find_layer(viewer, name)
     if layer is not None and (not isinstance(layer, Image) or layer.ndim != np.ndim(data)):
@@ -149,12 +161,11 @@ class _LayerWatcher:
         self._viewer = viewer
         self._kinds = tuple(kinds)
         events = viewer.layers.events
-        self._connections: list[tuple[Any, Callable]] = []
+        self._connections = Connections()
         for name in ("inserted", "removed", "moved", "renamed"):
             emitter = getattr(events, name, None)
             if emitter is not None:  # 'renamed' is in napari >= 0.4.19
-                emitter.connect(self._on_layers_changed)
-                self._connections.append((emitter, self._on_layers_changed))
+                self._connections.connect(emitter, self._on_layers_changed)
 
     def _on_layers_changed(self, event: Any = None) -> None:
         self.refresh()
@@ -168,12 +179,7 @@ class _LayerWatcher:
 
     def disconnect_viewer(self) -> None:
         """Stop following the viewer's layers."""
-        for emitter, callback in getattr(self, "_connections", []):
-            try:
-                emitter.disconnect(callback)
-            except Exception:  # noqa: BLE001 - already gone with the viewer
-                pass
-        self._connections = []
+        self._connections.release()
 
 
 class LayerCombo(ComboBox, _LayerWatcher):
@@ -298,8 +304,6 @@ def install_scroll_layout(widget: QWidget, layout: Any) -> Any:
     A dock's minimum height is then that of the scroll area (about 70 px), not of its contents
     (Train alone needed 671 px), so the four docks stacked in one column fit a 768 px screen.
     """
-    from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout
-
     inner = QWidget()
     inner.setLayout(layout)
     area = QScrollArea(widget)

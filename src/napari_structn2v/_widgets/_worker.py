@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import logging
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -18,7 +19,11 @@ from typing import Any, TypeVar
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QMainWindow, QMessageBox, QWidget
 
+from ._layers import report_error
+from ._signals import Connections, disconnect_quietly
+
 F = TypeVar("F", bound=Callable[..., Any])
+_log = logging.getLogger(__name__)
 
 #: the longest an exiting interpreter waits for a stopped worker to end its current step (ms)
 EXIT_WAIT_MS = 30_000
@@ -54,8 +59,8 @@ def probe_devices(*, warm_training: bool = False) -> list[str]:
 
         try:
             import torch._dynamo  # noqa: F401
-        except Exception:  # noqa: BLE001 - only a warm-up
-            pass
+        except Exception as exc:  # noqa: BLE001 - only a warm-up: training imports it again and reports
+            _log.debug("warming up torch._dynamo failed: %s", exc)
     return available_devices()
 
 
@@ -150,9 +155,7 @@ def guard_slot(method: F) -> F:
         try:
             return method(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the last line of defence, shown to the user
-            from ._layers import describe_error, notify_error
-
-            notify_error(describe_error(exc))
+            report_error(exc)
             return None
 
     return wrapper  # type: ignore[return-value]
@@ -176,32 +179,40 @@ def ask_yes_no(parent: QWidget | None, title: str, question: str) -> bool:
 def detach_worker(worker: Any, on_event: Callable, on_finished: Callable, on_error: Callable) -> None:
     """Disconnect a widget's slots from ``worker`` and ask it to quit (used when the widget goes)."""
     for signal, slot in ((worker.yielded, on_event), (worker.finished, on_finished), (worker.errored, on_error)):
-        try:
-            signal.disconnect(slot)
-        except (TypeError, RuntimeError):
-            pass
+        disconnect_quietly(signal, slot)
     worker.quit()
 
 
 class CleanupMixin:
-    """Call ``self.cleanup()`` once when the widget goes away.
+    """Call ``self.cleanup()`` once when the widget goes away, then release its connections.
 
     Covers the three ways a dock widget ends: its own close, removal from the dock (napari
     re-parents it to None) and the viewer window closing (an event filter on the main window).
     Put it before ``QWidget`` in the bases; subclasses implement an idempotent ``cleanup``.
+    Slots connected to what outlives the widget (the shared state, the viewer's layer list) go
+    through :meth:`_listen`, which records them so that they are all disconnected here.
     """
 
     _cleaned = False
     _was_docked = False
     _close_watcher: Any = None
 
-    def cleanup(self) -> None:  # pragma: no cover - overridden
-        pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._connections = Connections()
+
+    def _listen(self, emitter: Any, slot: Callable) -> None:
+        """Connect ``slot`` to ``emitter`` until the widget goes."""
+        self._connections.connect(emitter, slot)
+
+    def cleanup(self) -> None:
+        """What else the widget releases (workers, timers, layer pickers); idempotent."""
 
     def _cleanup_once(self) -> None:
         if not self._cleaned:
             self._cleaned = True
             self.cleanup()
+            self._connections.release()
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)  # type: ignore[misc]

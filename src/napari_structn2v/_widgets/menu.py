@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from napari.layers import Image
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QApplication, QFileDialog
 
@@ -35,8 +36,6 @@ def denoise_selected_layer(viewer: Viewer) -> Any:
     (a notification says so), the dialog was cancelled, or the model file cannot be used (the
     Predict dock notifies why).
     """
-    from napari.layers import Image
-
     layer = viewer.layers.selection.active
     if not isinstance(layer, Image):
         notify_error(f"{TITLE}: select an image layer first (in the layer list).")
