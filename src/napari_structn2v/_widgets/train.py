@@ -1,13 +1,15 @@
-"""Train dock widget: StructN2V training in a background worker with live loss and preview."""
+"""Train dock widget: StructN2V training in a background worker with live loss and preview.
+
+What a run shows (progress, loss plot, preview layer) is ``_train_progress``'s; saving the model
+and its loss history is ``_train_files``'s; the setting widgets are ``_form``'s.
+"""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -20,52 +22,29 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 from superqt.utils import qthrottled
 
+from ..errors import StructN2VError
+from ..masks import describe_mask
 from ._form import SettingsForm
+from ._job import JobWidget
 from ._layers import (
     LayerChecklist,
-    add_or_update_image,
     describe_error,
     install_scroll_layout,
     layer_array,
     layer_axes,
     notify_error,
-    notify_info,
     notify_warning,
 )
 from ._plot import LinePlot
-from ._state import get_state
-from ._worker import (
-    CleanupMixin,
-    Failed,
-    StopFlag,
-    ask_yes_no,
-    detach_worker,
-    guard_slot,
-    on_click,
-    reserve_ui_core,
-    start_generator_worker,
-)
+from ._train_files import ModelFilesMixin
+from ._train_progress import PREVIEW_MS, REDRAW_MS, TrainProgressMixin
+from ._worker import ask_yes_no, guard_slot, on_click
 
 if TYPE_CHECKING:
     import napari
 
-#: side of the YX preview crop
-PREVIEW_SIDE = 128
-#: at most one preview layer update per this many milliseconds
-PREVIEW_MS = 250
-#: below this many steps a model is far from converged: on the 3D sample, 60 steps of a 3D net took
-#: 16.0 dB to 9.9 dB (issue #8); the benchmarks' curves flatten only after ~1500 steps
-FEW_STEPS = 500
 
-#: at most one progress/plot redraw per this many milliseconds
-REDRAW_MS = 100
-
-
-def preview_layer_name(source: str) -> str:
-    return f"{source} (StructN2V preview)"
-
-
-def _run_training(images, axes, mask, config, should_stop, preview_image, resume):
+def _run_training(images, axes, mask, config, preview_image, resume, *, should_stop):
     """Worker body: plain data in, core training events out (imports torch here, not at load)."""
     from ..training import train_iter
 
@@ -82,7 +61,7 @@ def _run_training(images, axes, mask, config, should_stop, preview_image, resume
     )
 
 
-class TrainWidget(CleanupMixin, QWidget):
+class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
     """Train a StructN2V model on image layers with the blind mask from the shared state.
 
     Training runs the core's ``train_iter`` generator in a napari thread worker; its events update
@@ -91,13 +70,13 @@ class TrainWidget(CleanupMixin, QWidget):
     """
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
-        self.state = get_state(napari_viewer)
+        super().__init__(napari_viewer, parent)
         #: asks before a file is replaced; tests put a function answering True or False here
         self.ask_yes_no = ask_yes_no
-        self.worker: Any = None
-        self._stop = StopFlag()
+        self.job = self._new_job(
+            "Training", self._on_event, on_finished=self._on_finished, on_failed=self._on_failed,
+            stoppable=True, reserve_core=True,
+        )
         self._preview_info: dict[str, Any] | None = None
         self._pending_preview: Any = None
         # superqt's throttles: the first call runs at once, later ones at most every timeout, and the
@@ -105,7 +84,6 @@ class TrainWidget(CleanupMixin, QWidget):
         self._redraw = qthrottled(self._show_step, timeout=REDRAW_MS, leading=True, parent=self)
         self._preview_throttle = qthrottled(self._flush_preview, timeout=PREVIEW_MS, leading=True, parent=self)
         self._started_at = 0.0
-        self.stop_requested_at: float | None = None
         self.finished_at: float | None = None
         self.last_event: Any = None
         self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
@@ -142,8 +120,8 @@ class TrainWidget(CleanupMixin, QWidget):
         self.save_button.clicked.connect(on_click(self._save_dialog))
         self.loss_button.clicked.connect(on_click(self._save_loss_dialog))
         self.layers.selection_changed.connect(self._guess_axes)
-        self.state.events.mask.connect(self._show_mask)
-        self.state.events.model.connect(self._update_buttons)
+        self._listen(self.state.events.mask, self._show_mask)
+        self._listen(self.state.events.model, self._update_buttons)
         self._guess_axes()
         self._show_mask(self.state.mask)
         self._update_buttons()
@@ -187,17 +165,10 @@ class TrainWidget(CleanupMixin, QWidget):
 
     @guard_slot
     def _show_mask(self, mask: Any = None) -> None:
-        from ..masks import describe_mask
-
         if mask is None:
             self.mask_label.setText("none chosen (N2V 1×1 will be used)")
         else:
             self.mask_label.setText(describe_mask(np.asarray(mask, dtype=bool)))
-
-    @property
-    def running(self) -> bool:
-        """True while a training worker runs."""
-        return self.worker is not None
 
     def _update_buttons(self, *args: Any) -> None:
         running = self.running
@@ -254,49 +225,9 @@ class TrainWidget(CleanupMixin, QWidget):
         preview = self._preview_crop(layers[0], images[0], axes, config) if config.preview_every > 0 else None
         return images, axes, mask, config, preview
 
-    def _preview_crop(self, layer: Any, data: np.ndarray, axes: str, config: Any) -> np.ndarray:
-        """Crop of the displayed slice around the image centre; records where it goes."""
-        point = np.asarray(self.viewer.dims.point, dtype=float)[-layer.ndim :]
-        current = np.asarray(layer.world_to_data(point), dtype=float)
-        index, offset, kept_dims = [], [], []
-        for i, letter in enumerate(axes):
-            size = data.shape[i]
-            if letter in "ST":
-                index.append(int(np.clip(np.round(current[i]), 0, size - 1)))
-                continue
-            if letter == "C":
-                lo, hi = 0, size
-            elif letter == "Z":
-                side = min(size, config.patch_size_z)
-                centre = int(np.clip(np.round(current[i]), 0, size - 1))
-                lo = int(np.clip(centre - side // 2, 0, size - side))
-                hi = lo + side
-            else:
-                side = min(size, PREVIEW_SIDE)
-                lo = (size - side) // 2
-                hi = lo + side
-            index.append(slice(lo, hi))
-            offset.append(lo)
-            kept_dims.append(i)
-        crop = np.ascontiguousarray(data[tuple(index)])
-        # an RGB layer's colour axis (last) is no layer dimension: scale/translate have one entry less
-        layer_dims = [i for i in kept_dims if i < layer.ndim]
-        offsets = np.asarray([o for o, i in zip(offset, kept_dims) if i < layer.ndim], dtype=float)
-        scale = np.asarray(layer.scale, dtype=float)[layer_dims]
-        translate = np.asarray(layer.translate, dtype=float)[layer_dims] + offsets * scale
-        self._preview_info = {
-            "name": preview_layer_name(layer.name),
-            "scale": list(scale),
-            "translate": list(translate),
-            "contrast_limits": tuple(layer.contrast_limits),
-        }
-        return crop
-
     # run --------------------------------------------------------------------------------
     def start(self, *, resume: bool = False) -> Any:
         """Start (or with ``resume`` continue) training; returns the worker or None on error."""
-        from ..errors import StructN2VError
-
         if self.running:
             notify_warning("Training is already running; stop it first.")
             return None
@@ -307,10 +238,7 @@ class TrainWidget(CleanupMixin, QWidget):
         try:
             images, axes, mask, config, preview = self._inputs()
         except StructN2VError as exc:
-            notify_error(describe_error(exc))
-            self.status.setText(f"Failed: {describe_error(exc)}")
-            return None
-        self._stop = StopFlag()
+            return self._refuse(describe_error(exc))
         self.stop_requested_at = None
         self.finished_at = None
         self.last_event = None
@@ -321,7 +249,7 @@ class TrainWidget(CleanupMixin, QWidget):
             self.plot.clear()
         self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
         self.progress.setValue(0)
-        from ..training import over_slices
+        from ..training import over_slices  # imports torch
 
         if not resume and over_slices(axes, mask, config.z_net):
             near = f", reading {config.z_context} neighbouring slice(s) on each side" if config.z_context else ""
@@ -331,177 +259,18 @@ class TrainWidget(CleanupMixin, QWidget):
         if preview is not None and self._preview_info is not None:
             # add the layer now (a one-off ~0.1 s in napari), so that training updates only its data
             self._show_preview(preview)
-        reserve_ui_core()
-        self.worker = start_generator_worker(
-            _run_training,
-            images if len(images) > 1 else images[0],
-            axes,
-            mask,
-            config,
-            self._stop,
-            preview,
-            model,
-            on_event=self._on_event,
-            on_finished=self._on_finished,
-            on_error=self._on_error,
-        )
-        self._update_buttons()
-        return self.worker
+        return self.job.start(_run_training, images if len(images) > 1 else images[0], axes, mask, config, preview, model)
 
     def resume(self) -> Any:
         """Continue training the current model for the number of steps set."""
         return self.start(resume=True)
 
-    def stop(self) -> None:
-        """Ask the worker to stop after the current step; the model trained so far is kept."""
-        if not self.running:
-            return
-        self.stop_requested_at = time.perf_counter()
-        self._stop.set()
-        self.stop_button.setEnabled(False)
-        self.status.setText("Stopping…")
-
-    # events (main thread) ---------------------------------------------------------------
-    @guard_slot
-    def _on_event(self, event: Any) -> None:
-        from ..events import Preview, TrainDone, TrainStep, Validation
-
-        self.last_event = event
-        if isinstance(event, TrainStep):
-            self._last_step = event
-            self.plot.append("train", event.step, event.loss, redraw=False)
-            self._redraw(event)
-        elif isinstance(event, Validation):
-            self.plot.append("validation", event.step, event.val_loss)
-        elif isinstance(event, Preview):
-            self._pending_preview = event
-            self._preview_throttle()
-        elif isinstance(event, TrainDone):
-            self._redraw.cancel()  # a late throttled redraw would overwrite "Finished"
-            if self._last_step is not None:
-                self._show_step(self._last_step)
-            self.state.model = event.model
-            self.progress.setValue(event.step)
-            verb = "Stopped" if event.stopped else "Finished"
-            self.status.setText(f"{verb} at step {event.step}; the model is ready for Predict and Save.")
-            if event.step < FEW_STEPS:
-                notify_warning(
-                    f"Only {event.step} training steps: the network is far from converged and its output can be "
-                    f"worse than the input. Train for a few minutes ('Train for … minutes') before trusting it."
-                )
-        elif isinstance(event, Failed):
-            self._redraw.cancel()
-            notify_error(f"Training failed: {describe_error(event.error)}")
-            self.status.setText(f"Failed: {describe_error(event.error)}")
-
-    @guard_slot
-    def _show_step(self, event: Any) -> None:
-        """Progress bar, status line and loss plot for a step (throttled to every REDRAW_MS)."""
-        if self.progress.maximum() != event.total_steps:
-            self.progress.setRange(0, event.total_steps)
-        self.progress.setValue(event.step)
-        eta = f"ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
-        self.status.setText(
-            f"step {event.step}/{event.total_steps} · loss {event.loss:.4g} · {event.patches_per_s:.0f} patches/s · {eta}"
-        )
-        self.plot.update()
-
-    @guard_slot
-    def _flush_preview(self) -> None:
-        event, self._pending_preview = self._pending_preview, None
-        if event is None or self._preview_info is None:
-            return
-        self._show_preview(event.image)
-
-    def _show_preview(self, image: np.ndarray) -> None:
-        info = self._preview_info
-        add_or_update_image(
-            self.viewer,
-            info["name"],
-            np.asarray(image, dtype=np.float32),
-            scale=info["scale"],
-            translate=info["translate"],
-            contrast_limits=info["contrast_limits"],
-        )
-
-    @guard_slot
-    def _on_error(self, exc: BaseException) -> None:
-        self._redraw.cancel()
-        notify_error(f"Training failed: {describe_error(exc)}")
-        self.status.setText(f"Failed: {describe_error(exc)}")
-
-    @guard_slot
-    def _on_finished(self) -> None:
-        self._preview_throttle.cancel()
-        self._flush_preview()
-        self.worker = None
-        self.finished_at = time.perf_counter()
-        self._update_buttons()
-
-    # model file -------------------------------------------------------------------------
-    def save_model(self, path: str | Path) -> bool:
-        """Save the current model; False and a notification on failure."""
-        model = self.state.model
-        if model is None:
-            notify_error("There is no model to save; train one first.")
-            return False
-        return self._write_confirmed(path, "model file", "the model", lambda: model.save(path, overwrite=True),
-                                     f"Model saved to {path}")
-
-    def _write_confirmed(self, path: str | Path, kind: str, what: str, write, done: str) -> bool:
-        """Ask before replacing ``path``, run ``write()``, and say how it went; False on refusal or failure."""
-        if Path(path).exists() and not self.ask_yes_no(self, f"Replace {kind}?", f"{path} exists. Replace it?"):
-            notify_info(f"Not saved: {path} is kept as it was.")
-            return False
-        try:
-            write()
-        except Exception as exc:  # noqa: BLE001 - never an exception dialog
-            notify_error(f"Cannot save {what}: {describe_error(exc)}")
-            return False
-        notify_info(done)
-        return True
-
-    def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save StructN2V model", "structn2v.pt", "Model (*.pt)",
-            options=QFileDialog.Option.DontConfirmOverwrite,  # save_model asks, once
-        )
-        if path:
-            self.save_model(path)
-
-    def save_loss_csv(self, path: str | Path) -> bool:
-        """Write the current model's loss history as CSV; False and a notification on failure."""
-        from ..history import save_loss_csv
-
-        model = self.state.model
-        if model is None:
-            notify_error("There is no model whose loss to save; train one first.")
-            return False
-        return self._write_confirmed(path, "CSV file", "the loss", lambda: save_loss_csv(model, path, overwrite=True),
-                                     f"Loss history saved to {path}")
-
-    def _save_loss_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save loss history", "structn2v_loss.csv", "CSV (*.csv)",
-            options=QFileDialog.Option.DontConfirmOverwrite,  # save_loss_csv asks, once
-        )
-        if path:
-            self.save_loss_csv(path if Path(path).suffix else path + ".csv")
-
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
         """Stop a running worker and disconnect every callback."""
-        self._stop.set()
-        if self.worker is not None:
-            detach_worker(self.worker, self._on_event, self._on_finished, self._on_error)
-            self.worker = None
+        super().cleanup()
         self.device.stop_probe()
         self._redraw.cancel()
         self._preview_throttle.cancel()
         self.layers.disconnect_viewer()
-        try:
-            self.state.events.mask.disconnect(self._show_mask)
-            self.state.events.model.disconnect(self._update_buttons)
-        except Exception:  # noqa: BLE001
-            pass
 
