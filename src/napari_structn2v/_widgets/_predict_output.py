@@ -1,0 +1,173 @@
+"""The Predict dock's output layer: in memory, or an OME-Zarr store on disk for a lazy source.
+
+An in-memory layer gets an in-memory output layer. A lazy layer (dask, zarr, memmap) is never
+loaded: its output layer is an OME-Zarr store, filled tile by tile, in the chosen output folder or
+else a temporary folder removed when Python exits. Re-runs reuse the layer. Main thread only.
+"""
+from __future__ import annotations
+
+import atexit
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+
+from ..io import check_output, create_ome_zarr
+from ._layers import find_layer
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..events import TileDone
+
+#: layer metadata key: the temporary folder holding a zarr output layer's store (ours to remove)
+TEMP_STORE_KEY = "napari_structn2v_temporary_store"
+#: values kept per finished tile of a zarr output for its contrast limits: 4096 x 242 tiles of a
+#: 64 x 2048 x 2048 volume are 1M values (4 MB), and the store is never read back
+CONTRAST_SAMPLES_PER_TILE = 4096
+
+
+def output_layer_name(source: str) -> str:
+    return f"{source} (StructN2V)"
+
+
+def zarr_output_name(source: str) -> str:
+    """File name of a zarr output in the chosen folder: ``<layer>_structn2v.ome.zarr``."""
+    return re.sub(r"[^\w.-]+", "_", source).strip("_") + "_structn2v.ome.zarr"
+
+
+class Discard:
+    """An ``out=`` that keeps nothing: the widget writes each tile into the layer on the main
+    thread (so the viewer never reads a half-written chunk) and no second result is allocated."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = tuple(shape)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """Drop the tile: the widget has its own copy from the TileDone event."""
+
+
+class PredictOutput:
+    """The output layer ``"<source> (StructN2V)"`` of one run, filled as tiles finish.
+
+    It is created at once, filled with zeros, with the source's shape, scale and translate: a
+    float32 array, or with ``zarr_axes`` a new OME-Zarr store in ``folder`` (a temporary folder
+    when ""). A new layer takes its contrast from the result once complete; a reused one keeps the
+    contrast the user set.
+    """
+
+    def __init__(self, viewer: napari.Viewer, source: Any, shape: tuple[int, ...], *,
+                 zarr_axes: str | None = None, folder: str = "") -> None:
+        self.viewer = viewer
+        self.zarr = zarr_axes is not None
+        self._samples: list[np.ndarray] = []  # a strided sample of each tile, for a zarr's contrast
+        data, temp = new_zarr_output(source, shape, zarr_axes, folder) if zarr_axes else (None, None)
+        self.layer, self.fresh = _reuse_or_add(viewer, source, shape, data, temp)
+
+    @property
+    def shown(self) -> bool:
+        """True while the layer is in the viewer (the user may delete it during a run)."""
+        return self.layer in self.viewer.layers
+
+    def write(self, event: TileDone) -> None:
+        """Put a finished tile into the layer."""
+        if self.shown:
+            self.layer.data[event.region] = event.data
+        if self.zarr:  # a strided sample of each tile: the store is never read back
+            flat = event.data.reshape(-1)
+            self._samples.append(flat[:: max(1, flat.size // CONTRAST_SAMPLES_PER_TILE)].copy())
+
+    def refresh(self) -> None:
+        """Redraw the layer."""
+        if self.shown:
+            self.layer.refresh()
+
+    def finish(self, stopped: bool) -> None:
+        """The run is over: a new layer gets the result's contrast (unless stopped); redraw."""
+        if not self.shown:
+            return
+        if self.fresh and not stopped:
+            # the source's limits span its noise; the denoised image needs its own
+            values = np.concatenate([np.empty(0, np.float32), *self._samples]) if self.zarr else self.layer.data
+            limits = _contrast_limits(values) if np.size(values) else None
+            if limits is not None:
+                self.layer.contrast_limits = limits
+        self.layer.refresh()
+
+
+def _reuse_or_add(viewer: napari.Viewer, source: Any, shape: tuple[int, ...], data: Any,
+                  temp: str | None) -> tuple[Any, bool]:
+    """Reuse or add the zero output layer for ``source`` (``data`` is a zarr store or None for an
+    array); returns it and whether it is new."""
+    name = output_layer_name(source.name)
+    layer = find_layer(viewer, name)
+    if layer is not None and isinstance(layer, Image) and layer.ndim == len(shape):
+        old_temp = layer.metadata.get(TEMP_STORE_KEY)
+        if data is None and isinstance(layer.data, np.ndarray) and layer.data.shape == tuple(shape) and (
+            layer.data.dtype == np.float32
+        ):
+            layer.data[...] = 0
+            layer.refresh()
+        else:
+            layer.data = np.zeros(shape, dtype=np.float32) if data is None else data
+        _mark_temp(layer, temp)
+        _remove_temp(old_temp)
+        layer.scale = source.scale
+        layer.translate = source.translate
+        return layer, False  # a re-run keeps the contrast the user set
+    if layer is not None:
+        viewer.layers.remove(layer)
+        _remove_temp(layer.metadata.get(TEMP_STORE_KEY))
+    layer = viewer.add_image(
+        np.zeros(shape, dtype=np.float32) if data is None else data,
+        name=name,
+        scale=source.scale,
+        translate=source.translate,
+        contrast_limits=tuple(source.contrast_limits),
+        colormap=source.colormap.name if hasattr(source, "colormap") else "gray",
+    )
+    _mark_temp(layer, temp)
+    return layer, True  # contrast from the result once it is complete
+
+
+def new_zarr_output(source: Any, shape: tuple[int, ...], axes: str, folder: str) -> tuple[Any, str | None]:
+    """A zero OME-Zarr store for the result: ``<folder>/<layer>_structn2v.ome.zarr`` in the chosen
+    folder (an earlier one replaced), else in a new temporary folder, removed when Python exits
+    (returned as the second item)."""
+    temp = None
+    if folder:
+        path = check_output(Path(folder) / zarr_output_name(source.name), option="zarr output", overwrite=True)
+        if path.exists():
+            shutil.rmtree(path)  # check_output refused anything but a zarr store
+    else:
+        temp = tempfile.mkdtemp(prefix="structn2v-predict-")
+        atexit.register(shutil.rmtree, temp, True)
+        path = Path(temp) / zarr_output_name(source.name)
+    scale = tuple(float(v) for v in source.scale)
+    # chunks one plane deep: napari redraws one YX plane per refresh, which then reads 64 chunks
+    # of 256 KB for 2048 x 2048 (16 MB), not 64 of 4 MB 16-plane chunks (256 MB)
+    chunks = (1,) * (len(shape) - 2) + tuple(min(256, s) for s in shape[-2:])
+    return create_ome_zarr(path, shape, axes=axes, scale=scale, chunks=chunks), temp
+
+
+def _mark_temp(layer: Any, temp: str | None) -> None:
+    if temp is None:
+        layer.metadata.pop(TEMP_STORE_KEY, None)
+    else:
+        layer.metadata[TEMP_STORE_KEY] = temp
+
+
+def _remove_temp(folder: str | None) -> None:
+    """Remove a temporary output folder of ours (a replaced zarr output layer's)."""
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _contrast_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """0.5 and 99.5 percentiles of ``values``, or None when they are equal."""
+    lo, hi = np.percentile(values, (0.5, 99.5))
+    return (float(lo), float(hi)) if hi > lo else None
