@@ -11,12 +11,14 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from qtpy.QtCore import QEvent, QObject
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QEvent, QObject, QThreadPool
 from qtpy.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from ._layers import report_error
@@ -72,9 +74,7 @@ def reserve_ui_core() -> None:
     prediction from 4.5 to over 500 tiles/s with one core left free. Called on the main thread
     before a worker starts (the setting is process-wide).
     """
-    import os
-
-    import torch
+    import torch  # only once a job starts: napari's startup must not import torch
 
     cores = os.cpu_count() or 1
     wanted = max(1, cores - 1)
@@ -108,8 +108,6 @@ def start_generator_worker(
     ``job`` must receive plain data only (arrays, configs, models), never layers or widgets.
     Returns the started ``GeneratorWorker``.
     """
-    from napari.qt.threading import create_worker
-
     worker = create_worker(_guarded, job, args, kwargs, _start_thread=False)
     worker.yielded.connect(on_event)
     worker.errored.connect(on_error)
@@ -137,8 +135,6 @@ def _register_exit_wait() -> None:
 def _stop_workers_at_exit() -> None:
     if not _live_workers:
         return
-    from qtpy.QtCore import QThreadPool
-
     for worker in list(_live_workers):
         worker.quit()
     QThreadPool.globalInstance().waitForDone(EXIT_WAIT_MS)
