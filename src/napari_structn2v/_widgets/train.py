@@ -22,8 +22,11 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 from superqt.utils import qthrottled
 
-from ..errors import StructN2VError
-from ..masks import describe_mask
+from ..axes import spatial_axes, validate_axes
+from ..checks import check_patch_fits, patch_shape
+from ..config import TrainConfig
+from ..errors import AxesError, DataError, StructN2VError
+from ..masks import describe_mask, validate_mask
 from ._form import SettingsForm
 from ._job import JobWidget
 from ._layers import (
@@ -180,17 +183,11 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
 
     def config(self):
         """The :class:`~napari_structn2v.config.TrainConfig` set in the widget."""
-        from ..config import TrainConfig
-
         return TrainConfig(**self.form.values())
 
     # inputs (main thread) ------------------------------------------------------------------
     def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None]:
         """Read layers and settings into plain data; raises StructN2VError on user mistakes."""
-        from ..axes import spatial_axes, validate_axes
-        from ..checks import check_patch_fits, patch_shape
-        from ..errors import AxesError, DataError
-        from ..masks import validate_mask
 
         layers = self.layers.layers()
         if not layers:
