@@ -1,15 +1,98 @@
-"""The helpers of blind_mask_batch (napari_structn2v.blindspot); the behaviour is in test_masking.py."""
+"""blind_mask_batch (napari_structn2v.blindspot): exactly the mask pixels around stratified active
+pixels are replaced, by segment, random pixel or uniform noise; and its helpers."""
 import numpy as np
 import pytest
 import torch
 
-from napari_structn2v.blindspot import _active_weights, _flat_strides, blind_mask_batch, mask_offsets
+from napari_structn2v.blindspot import (
+    _active_weights,
+    _flat_strides,
+    blind_mask_batch,
+    mask_offsets,
+    stratified_coords,
+)
+from napari_structn2v.masks import box_mask, cross_mask, parse_mask_spec
+from tests.helpers import expected_hidden, gen
 
 
-def _gen(seed=0):
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
+def test_replaces_exactly_the_mask_pixels_2d():
+    x = torch.rand(4, 1, 48, 48, generator=gen(1)) + 10.0  # values never produced by the replacement
+    x[:, :, 0, 0] = 9.0  # patch range [9, 11): replacements are uniform in it, distinct a.s.
+    mask = parse_mask_spec("9x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=gen(2), replacement="uniform")
+    changed = (masked != x)[:, 0].numpy()
+    np.testing.assert_array_equal(changed, expected_hidden(w, mask))
+    assert torch.equal(x[:, :, 0, 0], torch.full((4, 1), 9.0))  # input untouched
+    lo, hi = x.amin(), x.amax()
+    assert bool(((masked >= lo) & (masked <= hi)).all())
+
+
+def test_replaces_exactly_cross_mask_3d_and_multichannel():
+    x = torch.rand(2, 2, 8, 24, 24, generator=gen(3))
+    mask = np.zeros((3, 5, 5), bool)
+    mask[1] = cross_mask(5, 5)
+    mask[:, 2, 2] = True
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.05, generator=gen(4), replacement="uniform")
+    expected = expected_hidden(w, mask)
+    for c in range(2):
+        np.testing.assert_array_equal((masked != x)[:, c].numpy(), expected)
+
+
+def test_random_pixel_replacement_draws_from_the_patch():
+    x = torch.rand(3, 1, 40, 40, generator=gen(20))
+    mask = parse_mask_spec("11x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=gen(21))
+    expected = expected_hidden(w, mask)
+    changed = (masked != x)[:, 0].numpy()
+    # only mask pixels change; a draw may hit its own pixel (p = 1/1600), so allow a few misses
+    assert not (changed & ~expected).any()
+    assert (expected & ~changed).sum() <= 0.01 * expected.sum()
+    for b in range(3):
+        values = set(x[b, 0].flatten().tolist())
+        assert set(masked[b, 0][torch.from_numpy(expected[b])].tolist()) <= values
+    # replacements follow the patch's distribution: their mean is the patch mean, not mid-range
+    sparse = torch.zeros(8, 1, 64, 64)
+    sparse[:, :, ::8, ::8] = 1.0  # 1.6 % bright pixels
+    m2, w2 = blind_mask_batch(sparse, mask_offsets(mask), fraction=0.02, generator=gen(22))
+    hidden = torch.from_numpy(expected_hidden(w2, mask))[:, None]
+    assert m2[hidden].mean() < 0.1
+    m3, _ = blind_mask_batch(sparse, mask_offsets(mask), fraction=0.02, generator=gen(22), replacement="uniform")
+    assert m3[hidden].mean() > 0.3
+
+
+def test_segment_replacement_copies_the_pattern_from_elsewhere():
+    x = torch.arange(2 * 48 * 48, dtype=torch.float32).reshape(2, 1, 48, 48)  # unique values
+    mask = parse_mask_spec("7x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.01, generator=gen(30))
+    expected = expected_hidden(w, mask)
+    changed = (masked != x)[:, 0].numpy()
+    assert not (changed & ~expected).any()
+    assert (expected & ~changed).sum() <= 0.02 * expected.sum()
+    # around an isolated active pixel, the hidden line holds 7 consecutive pixels of one row
+    # (a real segment, wrapped at the border), taken from another place of the same patch
+    b, y, x0 = np.argwhere(w[:, 0].numpy() > 0)[0]
+    row = masked[b, 0, y].numpy()
+    seg = [row[(x0 + d)] for d in range(-3, 4) if 0 <= x0 + d < 48]
+    src = [divmod(int(v) - b * 48 * 48, 48) for v in seg]
+    assert len({r for r, _ in src}) == 1  # one source row
+    cols = [c for _, c in src]
+    assert all((c2 - c1) % 48 == 1 for c1, c2 in zip(cols, cols[1:]))  # consecutive columns
+
+
+def test_active_fraction_is_stratified():
+    coords, valid = stratified_coords(3, (64, 64), 0.02, generator=gen(5))
+    assert coords.shape[1] == 100  # 7x7 cells -> ceil(64/7)^2
+    frac = valid.sum().item() / (3 * 64 * 64)
+    assert 0.015 < frac < 0.025
+    # one pixel per cell
+    cells = coords[valid] // 7
+    assert len({tuple(c) for c in cells[: valid[0].sum()].tolist()}) == valid[0].sum().item()
+
+
+def test_n2v_is_the_one_pixel_case():
+    x = torch.rand(2, 1, 32, 32, generator=gen(6))
+    masked, w = blind_mask_batch(x, mask_offsets(box_mask(1, 1)), fraction=0.02, generator=gen(7))
+    np.testing.assert_array_equal((masked != x)[:, 0].numpy(), w[:, 0].numpy() > 0)
 
 
 def test_flat_strides_index_like_numpy():
@@ -32,13 +115,13 @@ def test_active_weights_mark_the_valid_active_pixels_only():
 def test_unknown_replacement_is_refused():
     x = torch.rand(1, 1, 16, 16)
     with pytest.raises(ValueError, match="replacement must be"):
-        blind_mask_batch(x, mask_offsets(np.ones((3, 1), bool)), generator=_gen(), replacement="neighbour")
+        blind_mask_batch(x, mask_offsets(np.ones((3, 1), bool)), generator=gen(), replacement="neighbour")
 
 
 @pytest.mark.parametrize("replacement", ["segment", "random_pixel", "uniform"])
 def test_same_seed_same_masking(replacement):
-    x = torch.rand(3, 2, 24, 24, generator=_gen(1))
+    x = torch.rand(3, 2, 24, 24, generator=gen(1))
     offsets = mask_offsets(np.ones((5, 1), bool))
-    a = blind_mask_batch(x, offsets, fraction=0.05, generator=_gen(2), replacement=replacement)
-    b = blind_mask_batch(x, offsets, fraction=0.05, generator=_gen(2), replacement=replacement)
+    a = blind_mask_batch(x, offsets, fraction=0.05, generator=gen(2), replacement=replacement)
+    b = blind_mask_batch(x, offsets, fraction=0.05, generator=gen(2), replacement=replacement)
     assert all(torch.equal(p, q) for p, q in zip(a, b))

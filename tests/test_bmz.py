@@ -16,8 +16,8 @@ from napari_structn2v import bmz
 from napari_structn2v.cli import main
 from napari_structn2v.errors import ModelFileError
 from napari_structn2v.masks import box_mask, cross_mask
-from napari_structn2v.model_io import StructN2VModel, load_model, new_model_config
-from napari_structn2v.unet import UNet, UNetConfig
+from napari_structn2v.model_io import StructN2VModel, load_model
+from tests.helpers import untrained_model
 
 HAVE_CORE = importlib.util.find_spec("bioimageio") is not None and importlib.util.find_spec("bioimageio.core") is not None
 needs_bmz = pytest.mark.skipif(
@@ -27,18 +27,10 @@ needs_bmz = pytest.mark.skipif(
 
 
 def _model(channels: int = 1, axes: str = "YX", **arch_kwargs) -> StructN2VModel:
-    torch.manual_seed(3)
-    arch = UNetConfig(base_filters=8, in_channels=channels, out_channels=channels, **arch_kwargs)
-    net = UNet(arch)
-    # non-trivial batch-norm statistics, so that a lost buffer would change the output
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
     low, high = [100.0 + 50 * c for c in range(channels)], [900.0 + 200 * c for c in range(channels)]
-    cfg = new_model_config(axes, box_mask(5, 1), low, high, arch, {"steps_done": 7, "seed": 0})
-    return StructN2VModel(net.eval(), cfg)
+    # non-trivial batch-norm statistics, so that a lost buffer would change the output
+    return untrained_model(axes, box_mask(5, 1), channels=channels, low=low, high=high, seed=3, bn_spread=0.2,
+                           training={"steps_done": 7, "seed": 0}, base_filters=8, **arch_kwargs)
 
 
 def _image(shape, seed=0, lo=100.0, hi=900.0) -> np.ndarray:
@@ -204,10 +196,8 @@ def test_export_multichannel_and_cli(tmp_path, capsys):
 
 @needs_bmz
 def test_export_3d_cross_mask(tmp_path):
-    torch.manual_seed(0)
-    arch = UNetConfig(spatial_ndim=3, base_filters=4, depth=1)
-    cfg = new_model_config("ZYX", cross_mask(3, 3)[None], [0.0], [1.0], arch, {"steps_done": 1})
-    model = StructN2VModel(UNet(arch).eval(), cfg)
+    model = untrained_model("ZYX", cross_mask(3, 3)[None], high=[1.0], training={"steps_done": 1}, spatial_ndim=3,
+                            base_filters=4, depth=1)
     out = bmz.export_bmz(model, tmp_path / "vol.zip")  # default input: the synthetic 3D sample
     passed, report = bmz.test_bmz(out)
     assert passed, report
@@ -219,10 +209,8 @@ def test_export_3d_cross_mask(tmp_path):
 def test_export_multichannel_z_context(tmp_path):
     """Two channels, 2 slices of Z context: channel-major stacks and per-channel scale_linear agree
     between our prediction, the package (both weight formats) and the re-imported model."""
-    torch.manual_seed(1)
-    arch = UNetConfig(base_filters=4, depth=1, in_channels=2 * 5, out_channels=2)
-    cfg = new_model_config("CZYX", box_mask(5, 1), [100.0, 150.0], [900.0, 1100.0], arch, {"steps_done": 1}, z_context=2)
-    model = StructN2VModel(UNet(arch).eval(), cfg)
+    model = untrained_model("CZYX", box_mask(5, 1), channels=2, low=[100.0, 150.0], high=[900.0, 1100.0], seed=1,
+                            training={"steps_done": 1}, z_context=2, base_filters=4, depth=1, in_channels=2 * 5)
     image = np.stack([_image((6, 40, 44), seed=1), _image((6, 40, 44), seed=2, lo=150, hi=1100)])
     out = bmz.export_bmz(model, tmp_path / "ctx2.zip", image=image, axes="CZYX")
     passed, report = bmz.test_bmz(out)

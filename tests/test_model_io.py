@@ -6,15 +6,13 @@ import torch
 
 from napari_structn2v.errors import ModelFileError
 from napari_structn2v.masks import cross_mask
-from napari_structn2v.model_io import StructN2VModel, load_model, new_model_config
-from napari_structn2v.unet import UNet, UNetConfig
+from napari_structn2v.model_io import load_model
+from tests.helpers import untrained_model
 
 
 def _model():
-    torch.manual_seed(1)
-    arch = UNetConfig(base_filters=8, n2v2=True)
-    cfg = new_model_config("SYX", cross_mask(5, 3), [1.5], [7.25], arch, {"steps_done": 12})
-    return StructN2VModel(UNet(arch).eval(), cfg)
+    return untrained_model("SYX", cross_mask(5, 3), low=[1.5], high=[7.25], seed=1, training={"steps_done": 12},
+                           base_filters=8, n2v2=True)
 
 
 def test_round_trip(tmp_path):

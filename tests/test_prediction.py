@@ -3,23 +3,13 @@ import pytest
 import torch
 
 from napari_structn2v.errors import AxesError, DataError
-from napari_structn2v.masks import box_mask
-from napari_structn2v.model_io import StructN2VModel, new_model_config
 from napari_structn2v.prediction import PredictDone, TileDone
-from napari_structn2v.unet import UNet, UNetConfig
+from tests.helpers import untrained_model
 
 
 def _model(nd=2, channels=1, axes="YX", **kw):
-    torch.manual_seed(0)
-    arch = UNetConfig(spatial_ndim=nd, in_channels=channels, out_channels=channels, base_filters=8, **kw)
-    net = UNet(arch).eval()
     # non-trivial batch-norm statistics
-    for m in net.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    mask = box_mask(3, 1) if nd == 2 else box_mask(1, 3, 1)
-    return StructN2VModel(net, new_model_config(axes, mask, [0.0] * channels, [2.0] * channels, arch, {}))
+    return untrained_model(axes, channels=channels, bn_spread=0.1, spatial_ndim=nd, base_filters=8, **kw)
 
 
 def test_tiled_equals_untiled_2d():
@@ -100,17 +90,10 @@ def test_tta_transforms_keep_the_mask_orientation():
 
 
 def test_tta_prediction_is_the_mean_over_flips():
-    import torch
 
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
-
-    torch.manual_seed(0)
-    arch = UNetConfig(base_filters=4)
-    net = UNet(arch).eval()
+    model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)
     with torch.no_grad():
-        net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
-    model = StructN2VModel(net, new_model_config("YX", np.ones((1, 5), bool), [0.0], [1.0], arch, {}))
+        model.net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
     img = np.random.default_rng(0).random((32, 40)).astype(np.float32)
     plain = model.predict(img, tta=False)
     flips = [plain]
