@@ -5,20 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_structn2v.masks import box_mask
-from napari_structn2v.model_io import StructN2VModel, new_model_config
-from napari_structn2v.unet import UNet, UNetConfig
+from tests.helpers import untrained_model
 
 torch.set_num_threads(1)
 
 
 def _model(nd=2, axes="YX", mask=None):
-    torch.manual_seed(0)
-    arch = UNetConfig(spatial_ndim=nd, in_channels=1, out_channels=1, base_filters=4, depth=2)
-    net = UNet(arch).eval()
-    if mask is None:
-        mask = box_mask(3, 1) if nd == 2 else box_mask(1, 3, 1)
-    return StructN2VModel(net, new_model_config(axes, mask, [0.0], [2.0], arch, {}))
+    return untrained_model(axes, mask, spatial_ndim=nd, base_filters=4, depth=2)
 
 
 class Guarded:

@@ -17,7 +17,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: pytest itself depends on tomli there
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(napari_structn2v.__file__).resolve().parent
 
 
@@ -161,3 +161,13 @@ def test_wheel_contents(tmp_path):
     assert f"Version: {napari_structn2v.__version__}" in meta
     assert "License-Expression: BSD-3-Clause" in meta
     assert "Provides-Extra: bmz" in meta
+
+
+def test_package_import_is_light():
+    code = (
+        "import sys, napari_structn2v as s; assert 'torch' not in sys.modules; "
+        "assert not any(m.startswith(('qtpy', 'PyQt5', 'napari.')) for m in sys.modules); "
+        "s.parse_mask_spec('9x1'); assert 'torch' not in sys.modules; print(s.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

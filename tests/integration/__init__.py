@@ -1,0 +1,2 @@
+"""Tests that cut across modules on purpose: bad inputs, big data and Z context end to end, packaging,
+the manifest."""
