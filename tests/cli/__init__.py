@@ -1,0 +1,1 @@
+"""Tests of napari_structn2v.cli, one file per command module."""
