@@ -1,0 +1,148 @@
+"""The Predict dock (napari_structn2v._widgets.predict): mistakes, dask/zarr layers tile by tile, the axes
+from the picker and the model. Its BMZ export is tested in tests/test_bmz.py, beside the package
+helpers it shares."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests._widgets.helpers import assert_unchanged, open_widget, snapshot
+from tests.helpers import structured_image, untrained_model
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+
+def test_predict_errors(viewer, qtbot, notes, tmp_path, monkeypatch, tiny_model):
+    viewer.add_image(structured_image(64), name="img")
+    viewer.add_image(np.zeros((8, 32, 32), np.float32), name="stack")
+    before = snapshot(viewer)
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.set_layer("img")
+    assert predict.start() is None  # no model
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a model at all")
+    assert not predict.load_model(bad)  # corrupt model file
+    assert predict.state.model is None
+    model = tiny_model
+    predict.state.model = model
+    predict.image_combo.set_layer("stack")
+    predict.axes_edit.setText("CYX")  # 8 channels for a 1-channel model (ZYX would go slice by slice)
+    assert predict.start() is None
+    assert "channel" in notes["error"][-1]
+    assert "stack (StructN2V)" not in viewer.layers
+
+    # CUDA out of memory inside the worker: a notification, the UI recovers
+    def oom(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(type(model), "predict_iter", oom)
+    predict.image_combo.set_layer("img")
+    predict.axes_edit.setText("YX")
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=10_000)
+    assert "out of memory" in notes["error"][-1]
+    assert predict.predict_button.isEnabled()
+    assert len(notes["error"]) == 4
+    assert_unchanged(viewer, before)
+
+
+def test_predict_dask_layer_fills_a_zarr_layer(viewer, qtbot, notes, tmp_path, monkeypatch):
+    """A dask/zarr-backed layer is read tile by tile into a zarr-backed output layer (issue 10)."""
+    zarr = pytest.importorskip("zarr")
+    da = pytest.importorskip("dask.array")
+    from napari_structn2v import io
+    from napari_structn2v._widgets.predict import TEMP_STORE_KEY
+    from napari_structn2v.masks import box_mask
+
+    model = untrained_model("ZYX", box_mask(1, 3, 1), high=[1000.0], spatial_ndim=3, base_filters=4, depth=1)  # halo 10
+    img = (np.random.default_rng(0).random((12, 80, 90)) * 1000).astype(np.uint16)
+    store = zarr.create_array(tmp_path / "in.zarr", shape=img.shape, chunks=(4, 32, 32), dtype="uint16")
+    store[:] = img
+    expected = model.predict(img, "ZYX", tile=48, tta=False)
+    from napari_structn2v import prediction
+
+    monkeypatch.setattr(prediction, "INTENSITY_SAMPLES", 2000)  # as if large: the range check reads a sample
+    whole = []  # dask arrays of the image's full shape turned into numpy: a load of the whole input
+    to_numpy = da.Array.__array__
+
+    def spy(self, *args, **kwargs):
+        if self.shape == img.shape:
+            whole.append(self.shape)
+        return to_numpy(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", spy)
+    viewer.add_image(da.from_zarr(store), name="vol", scale=(2.0, 0.5, 0.5), contrast_limits=(0, 1000))
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.state.model = model
+    predict.image_combo.set_layer("vol")
+    assert predict.axes_edit.text() == "ZYX"
+    predict.tile.setValue(48)
+    predict.device.setCurrentText("cpu")
+    predict.tta.setChecked(False)
+    assert predict.start() is not None
+    out = viewer.layers["vol (StructN2V)"]
+    assert isinstance(out.data, zarr.Array)  # on disk from the start, filled tile by tile
+    temp = out.metadata[TEMP_STORE_KEY]
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert predict.tiles_total > 1 and predict.tiles_done == predict.tiles_total
+    np.testing.assert_allclose(out.data[:], expected, atol=1e-6)
+    lo, hi = np.percentile(expected, (0.5, 99.5))  # limits from a sample of the tiles, near the exact ones
+    assert abs(out.contrast_limits[0] - lo) < 0.05 * (hi - lo) and abs(out.contrast_limits[1] - hi) < 0.05 * (hi - lo)
+    # a re-run into a chosen folder: the same layer, a kept OME-Zarr store, the temporary one removed
+    predict.out_folder.setText(str(tmp_path / "results"))
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert viewer.layers["vol (StructN2V)"] is out and TEMP_STORE_KEY not in out.metadata
+    assert not Path(temp).exists()
+    kept = io.open_image(tmp_path / "results" / "vol_structn2v.ome.zarr")
+    assert kept.axes == "ZYX" and kept.scale == (2.0, 0.5, 0.5)
+    np.testing.assert_allclose(kept.data[:], expected, atol=1e-6)
+    assert not whole, "the whole input was loaded"
+    assert not notes["error"] and not notes["warning"], notes
+
+
+def test_predict_picker_choice_drives_the_axes(viewer, qtbot):
+    viewer.add_image(structured_image(32), name="flat")
+    viewer.add_image(np.zeros((3, 32, 32), np.float32), name="stack")
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.value = viewer.layers["stack"]  # magicgui's value; 'changed' guesses the axes
+    assert predict.axes_edit.text() == "ZYX"
+    predict.image_combo.value = viewer.layers["flat"]
+    assert predict.axes_edit.text() == "YX"
+
+
+def test_predict_suggests_the_models_axes_and_reports_failure(viewer, qtbot, notes):
+    from napari_structn2v.config import TrainConfig
+    from napari_structn2v.training import train
+
+    stack = np.stack([structured_image(64), structured_image(64)[::-1]])
+    viewer.add_image(stack, name="stack")
+    bad = stack.copy()
+    bad[0, 3, 3] = np.nan
+    viewer.add_image(bad, name="holes")
+    before = snapshot(viewer)
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.image_combo.set_layer("stack")
+    assert predict.axes_edit.text() == "ZYX"  # no model yet: a guess from the shape
+    predict.state.model = train(
+        stack, "SYX", "3x1",
+        TrainConfig(steps=2, patch_size=32, batch_size=2, base_filters=8, device="cpu", val_fraction=0),
+    )
+    assert predict.axes_edit.text() == "SYX"  # was ZYX, which the 2D model then refused
+    predict.device.setCurrentText("cpu")
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=30_000)
+    assert predict.status.text().startswith("Done"), predict.status.text()
+    predict.image_combo.set_layer("holes")
+    assert predict.start() is None
+    assert "NaN" in notes["error"][-1]
+    assert predict.status.text().startswith("Failed") and "NaN" in predict.status.text()
+    predict.axes_edit.setText("TYX")  # typed by the user: a new model does not replace it
+    predict.state.model = copy.copy(predict.state.model)
+    assert predict.axes_edit.text() == "TYX"
+    assert_unchanged(viewer, before)

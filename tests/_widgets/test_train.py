@@ -1,0 +1,187 @@
+"""The Train dock (napari_structn2v._widgets.train): mistakes, stop on close, resume, time budgets, slices
+of volumes, RGB layers, throttled redraws, saving the model and the loss CSV."""
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+
+from tests._widgets.helpers import TRAIN_KW, assert_unchanged, open_widget, set_train, snapshot
+from tests.helpers import structured_image
+
+pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+
+def test_train_errors(viewer, qtbot, notes):
+    from napari_structn2v.masks import box_mask
+
+    viewer.add_image(structured_image(64), name="img")
+    before = snapshot(viewer)
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, [], **TRAIN_KW)
+    assert train.start() is None  # no layer chosen
+    assert "at least one image layer" in notes["error"][-1]
+    set_train(train, ["img"], **TRAIN_KW)
+    train.axes_edit.setText("ZYX")  # wrong axes
+    assert train.start() is None
+    assert "axes" in notes["error"][-1]
+    train.axes_edit.setText("YX")
+    train.state.mask = box_mask(41, 1)  # larger than the 32 patch
+    assert train.start() is None
+    assert "larger than the training patch" in notes["error"][-1]
+    assert train.resume() is None  # nothing to resume
+    assert train.save_model("x.pt") is False
+    assert len(notes["error"]) == 5
+    assert not train.running and train.train_button.isEnabled()
+    assert_unchanged(viewer, before)
+    assert list(viewer.layers) == [viewer.layers["img"]]
+
+
+def test_closing_widget_stops_training(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
+    worker = train.start()
+    qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.window.remove_dock_widget(train)
+    assert train.worker is None
+
+
+def test_closing_viewer_stops_training(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
+    worker = train.start()
+    qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.close()
+
+
+def test_train_two_layers_then_resume(viewer, qtbot, notes):
+    viewer.add_image(structured_image(64), name="a")
+    viewer.add_image(structured_image(64)[::-1].copy(), name="b")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["a", "b"], **{**TRAIN_KW, "steps": 4, "preview_every": 0})
+    assert train.resume_button.isEnabled() is False
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    first = train.state.model
+    assert first is not None and train.last_event.step == 4
+    assert train.resume_button.isEnabled()
+    train.resume_button.click()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert train.last_event.step == 8 and not train.last_event.stopped
+    assert not notes["error"], notes["error"]
+    assert "a (StructN2V preview)" not in viewer.layers
+
+
+def test_train_for_minutes_sets_a_time_budget(viewer, qtbot):
+    train = open_widget(viewer, "Train", qtbot)
+    assert train.config().steps == 1500 and train.config().max_time_s is None
+    train.budget_unit.setCurrentText("minutes")
+    train.steps.setValue(2)
+    cfg = train.config()
+    assert cfg.steps is None and cfg.max_time_s == 120.0
+    train.budget_unit.setCurrentText("steps")
+    assert train.config().steps == 1500 and train.config().max_time_s is None
+
+
+def test_volume_with_a_2d_mask_trains_over_slices(viewer, qtbot, notes):
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((6, 40, 40)).astype(np.float32), name="vol")
+    train = open_widget(viewer, "Train", qtbot)
+    train.state.mask = np.ones((5, 1), bool)  # a Y line with no Z extent
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 3, "preview_every": 0})
+    train.axes_edit.setText("ZYX")
+    train.z_context.setValue(2)
+    assert train.start() is not None
+    assert "2D network over the Z slices, reading 2 neighbouring" in train.status.text()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    assert train.state.model.spatial_ndim == 2 and train.state.model.axes == "ZYX"
+    assert train.state.model.z_context == 2  # the widget's setting reached the model
+    assert any("Only 3 training steps" in w for w in notes["warning"])  # a 3-step model is flagged
+
+
+def test_train_redraws_go_through_superqt_throttles(viewer, qtbot):
+    from superqt.utils._throttler import ThrottledCallable
+
+    from napari_structn2v._widgets.train import REDRAW_MS
+    from napari_structn2v.events import TrainStep
+
+    train = open_widget(viewer, "Train", qtbot)
+    assert isinstance(train._redraw, ThrottledCallable) and isinstance(train._preview_throttle, ThrottledCallable)
+    redraws = []
+    train.plot.update = lambda: redraws.append(time.perf_counter())
+    t0 = time.perf_counter()
+    for step in range(1, 201):
+        train._on_event(TrainStep(step=step, total_steps=200, loss=1.0 / step, lr=1e-3, elapsed_s=0.0, eta_s=1.0,
+                                  patches_per_s=10.0))
+    elapsed = time.perf_counter() - t0
+    qtbot.waitUntil(lambda: train.progress.value() == 200, timeout=5000)  # the last step is never dropped
+    assert "step 200/200" in train.status.text()
+    assert 2 <= len(redraws) <= 3 + elapsed / (REDRAW_MS / 1000), (len(redraws), elapsed)
+
+
+def test_save_loss_as_csv_button(viewer, qtbot, notes, monkeypatch, tmp_path):
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    assert not train.loss_button.isEnabled()  # no model yet
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 4, "preview_every": 0, "val_every": 2})
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert train.loss_button.isEnabled()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "loss"), "CSV (*.csv)"))
+    train.loss_button.click()
+    rows = list(csv.reader((tmp_path / "loss.csv").read_text().splitlines()))
+    assert rows[0] == ["step", "train_loss", "val_loss"] and [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert rows[2][2] and rows[4][2] and not rows[1][2]  # validations at steps 2 and 4
+    assert "Loss history saved" in notes["info"][-1]
+    train.ask_yes_no = lambda *a: False  # an existing file is replaced only when the user agrees
+    (tmp_path / "loss.csv").write_text("keep")
+    train.loss_button.click()
+    assert (tmp_path / "loss.csv").read_text() == "keep" and "kept as it was" in notes["info"][-1]
+    del train.state.model.config.training["history"]["loss"]  # a model saved before the history was stored
+    assert not train.save_loss_csv(tmp_path / "old.csv")
+    assert "no loss history" in notes["error"][-1] and not (tmp_path / "old.csv").exists()
+
+
+def test_rgb_layer_trains_with_the_default_preview(viewer, qtbot, notes):
+    img = structured_image(64)
+    viewer.add_image(np.stack([img, img[::-1], img[:, ::-1]], axis=-1), name="rgb", rgb=True)
+    train = open_widget(viewer, "Train", qtbot)
+    assert train.axes_edit.text() == "YXC"
+    set_train(train, ["rgb"], **{**TRAIN_KW, "steps": 4, "preview_every": 2})
+    assert train.start() is not None, notes["error"]  # was IndexError in the preview crop
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    preview = viewer.layers["rgb (StructN2V preview)"]
+    assert preview.data.shape == (64, 64, 3) and len(preview.scale) == 2
+    assert train.state.model.n_channels == 3
+
+
+def test_save_model_asks_before_replacing(viewer, qtbot, notes, tmp_path, tiny_model):
+    from napari_structn2v.model_io import load_model
+
+    train_widget = open_widget(viewer, "Train", qtbot)
+    train_widget.state.model = tiny_model
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"the user's earlier model")
+    questions = []
+    train_widget.ask_yes_no = lambda parent, title, text: questions.append(text) or False
+    assert train_widget.save_model(path) is False
+    assert path.read_bytes() == b"the user's earlier model" and len(questions) == 1
+    train_widget.ask_yes_no = lambda parent, title, text: True
+    assert train_widget.save_model(path) is True
+    assert load_model(path).axes == "YX"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    new = tmp_path / "new.pt"
+    train_widget.ask_yes_no = lambda *a: pytest.fail("asked about a new file")
+    assert train_widget.save_model(new) and new.exists()
