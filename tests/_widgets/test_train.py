@@ -40,12 +40,18 @@ def test_train_errors(viewer, qtbot, notes):
     assert list(viewer.layers) == [viewer.layers["img"]]
 
 
-def test_closing_widget_stops_training(viewer, qtbot, notes):
+def start_long_training(viewer, qtbot):
+    """A Train dock running a 100 000-step job that has made its first steps."""
     viewer.add_image(structured_image(64), name="img")
     train = open_widget(viewer, "Train", qtbot)
     set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
     worker = train.start()
     qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    return train, worker
+
+
+def test_closing_widget_stops_training(viewer, qtbot, notes):
+    train, worker = start_long_training(viewer, qtbot)
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         viewer.window.remove_dock_widget(train)
     assert train.worker is None
@@ -53,11 +59,7 @@ def test_closing_widget_stops_training(viewer, qtbot, notes):
 
 def test_closing_viewer_stops_training(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
-    viewer.add_image(structured_image(64), name="img")
-    train = open_widget(viewer, "Train", qtbot)
-    set_train(train, ["img"], **{**TRAIN_KW, "steps": 100_000})
-    worker = train.start()
-    qtbot.waitUntil(lambda: train.progress.value() >= 2, timeout=30_000)
+    _train, worker = start_long_training(viewer, qtbot)
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         viewer.close()
 
