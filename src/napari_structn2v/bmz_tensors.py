@@ -98,18 +98,10 @@ def _first_sample(
     below ``mins``) per package axis; a 2D network's Z axis, when it is no package axis, at its
     middle slice."""
     from .axes import to_internal
-    from .errors import AxesError
-    from .prediction import resolve_axes
 
-    arch = model.config.architecture
     sp = package_space(model)[0]
     image = image if hasattr(image, "shape") else np.asarray(image)
-    ax = resolve_axes(image.ndim, model.axes, axes, arch.spatial_ndim, model.n_channels)
-    if any(a not in ax for a in sp):
-        raise AxesError(
-            f"this model denoises each Z slice with {model.z_context} neighbouring slice(s) on each "
-            f"side; give it a volume with a Z axis (axes {ax!r} have none)"
-        )
+    ax = model.resolve_axes(image.ndim, axes)
     # index before converting: a lazy (dask, zarr) layer is read only where the test tensor lies
     index, kept = [], ""
     for a, size in zip(ax, image.shape):

@@ -98,13 +98,9 @@ def predict_dask(
         ``Client``); it equals ``model.predict(array, axes, tile=tile, ...)`` to float rounding.
     """
     dask, da = _import_dask()
-    from .prediction import resolve_axes
 
     arch = model.config.architecture
-    if check:
-        ax = model.check_input(array, axes)
-    else:
-        ax = resolve_axes(len(array.shape), model.axes, axes, arch.spatial_ndim, arch.out_channels)
+    ax = model.check_input(array, axes) if check else model.resolve_axes(len(array.shape), axes)
     margins, tiles = tile_geometry(arch.receptive_radius(), arch.multiple, tile, overlap)
     margins = tuple(margins)
     nd = arch.spatial_ndim

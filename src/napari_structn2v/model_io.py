@@ -124,6 +124,19 @@ class StructN2VModel:
         )
 
     # -- prediction ---------------------------------------------------------------------------
+    def resolve_axes(self, ndim: int, axes: str | None = None) -> str:
+        """The axes of an ``ndim``-D input: ``axes`` checked against the model, or the training axes
+        with S/T added or dropped to fit. Reads no data. A Z-context model needs a Z axis
+        (``AxesError`` otherwise); channels are the data's, not the network's context channels."""
+        arch = self.config.architecture
+        ax = resolve_axes(ndim, self.axes, axes, arch.spatial_ndim, self.n_channels)
+        if self.z_context and "Z" not in ax:
+            raise AxesError(
+                f"this model denoises each Z slice with {self.z_context} neighbouring slice(s) on each "
+                f"side; give it a volume with a Z axis (axes {ax!r} have none)"
+            )
+        return ax
+
     def check_input(self, image: np.ndarray, axes: str | None = None) -> str:
         """Check ``image`` against the model and return its axes (``axes``, or derived from the
         model's when None).
@@ -133,14 +146,8 @@ class StructN2VModel:
         derived axes); warns with :class:`~napari_structn2v.errors.IntensityWarning` when the
         intensities lie far outside the training normalisation.
         """
-        arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
-        ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.out_channels)
-        if self.z_context and "Z" not in ax:
-            raise AxesError(
-                f"this model denoises each Z slice with {self.z_context} neighbouring slice(s) on each "
-                f"side; give it a volume with a Z axis (axes {ax!r} have none)"
-            )
+        ax = self.resolve_axes(image.ndim, axes)
         check_input(image, ax, low=self.config.low, high=self.config.high, guessed_axes=axes is None)
         return ax
 
@@ -174,10 +181,7 @@ class StructN2VModel:
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
-        if check:
-            ax = self.check_input(image, axes)
-        else:
-            ax = resolve_axes(image.ndim, self.axes, axes, arch.spatial_ndim, arch.out_channels)
+        ax = self.check_input(image, axes) if check else self.resolve_axes(image.ndim, axes)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":

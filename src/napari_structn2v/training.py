@@ -52,7 +52,7 @@ def _setup_network(cfg: TrainConfig, arrays: list[np.ndarray], sp: str, resume: 
         arch = resume.config.architecture
         if arch.spatial_ndim != nd or arch.out_channels != n_ch:
             raise DataError(
-                f"cannot resume a {arch.spatial_ndim}D {arch.in_channels}-channel model on "
+                f"cannot resume a {arch.spatial_ndim}D {arch.out_channels}-channel model on "
                 f"{nd}D {n_ch}-channel data"
             )
         low, high = np.asarray(resume.config.low), np.asarray(resume.config.high)

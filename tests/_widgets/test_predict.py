@@ -146,3 +146,21 @@ def test_predict_suggests_the_models_axes_and_reports_failure(viewer, qtbot, not
     predict.state.model = copy.copy(predict.state.model)
     assert predict.axes_edit.text() == "TYX"
     assert_unchanged(viewer, before)
+
+
+def test_predict_lazy_input_to_a_neighbour_slice_model(viewer, qtbot):
+    """A lazy volume for a model that reads neighbouring Z slices: the data's channels count, not the
+    network's 2k+1 inputs, and a lazy 2D image is refused for want of a Z axis (the in-memory rule)."""
+    da = pytest.importorskip("dask.array")
+    from napari_structn2v.config import TrainConfig
+    from napari_structn2v.errors import AxesError
+    from napari_structn2v.training import train
+
+    vol = np.random.default_rng(3).random((5, 32, 32)).astype(np.float32)
+    model = train(vol, "ZYX", "1x3x1", TrainConfig(steps=1, z_context=1, patch_size=32, batch_size=2,
+                                                   base_filters=4, device="cpu"))
+    assert model.config.architecture.in_channels == 3 and model.n_channels == 1
+    predict = open_widget(viewer, "Predict", qtbot)
+    assert predict._lazy_axes(model, da.from_array(vol, chunks=(1, 32, 32)), None) == "ZYX"
+    with pytest.raises(AxesError, match="Z axis"):
+        predict._lazy_axes(model, da.from_array(vol[0]), "YX")

@@ -184,3 +184,10 @@ def test_bmz_export_of_a_context_model_runs_in_bioimageio_and_comes_back(model1,
     other = np.random.default_rng(7).random((6, 40, 52)).astype(np.float32)
     np.testing.assert_allclose(back.predict(other, tta=False), model1.predict(other, tta=False), atol=1e-4, rtol=0)
     np.testing.assert_allclose(back.predict(other), model1.predict(other), atol=1e-4, rtol=0)
+
+
+def test_model_resolve_axes_counts_the_datas_channels(model1):
+    assert model1.config.architecture.in_channels == 3  # the centre slice and one on each side
+    assert model1.resolve_axes(3) == "ZYX"
+    with pytest.raises(AxesError, match="Z axis"):
+        model1.resolve_axes(2, "YX")

@@ -8,7 +8,7 @@ from typing import Any
 from qtpy.QtWidgets import QFileDialog
 
 from ..errors import StructN2VError
-from ._layers import layer_array, notify_error, notify_info, notify_warning
+from ._layers import layer_data, notify_error, notify_info, notify_warning
 
 
 def _run_export(model, path, image, axes, overwrite):
@@ -43,11 +43,9 @@ class BmzExportMixin:
         image, axes = None, self.axes_edit.text().strip().upper() or None
         source = self.image_combo.layer()
         if source is not None:
-            from ..prediction import resolve_axes  # imports torch
-
-            image = layer_array(source)
+            image = layer_data(source)  # lazy stays lazy: the export reads only its test crop
             try:
-                axes = resolve_axes(image.ndim, model.axes, axes, model.spatial_ndim, model.n_channels)
+                axes = model.resolve_axes(image.ndim, axes)
             except StructN2VError:
                 image, axes = None, None  # the layer does not fit: the synthetic sample instead
         self.status.setText("Exporting to BioImage Model Zoo…")

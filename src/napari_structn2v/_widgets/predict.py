@@ -319,11 +319,11 @@ class PredictWidget(BmzExportMixin, JobWidget):
 
     def _lazy_axes(self, model: Any, image: Any, axes: str | None) -> str:
         """The axes of a lazy input, with the checks that read no data (dtype, axes, RGB-like)."""
-        from ..prediction import check_dtype, check_rgb_like, resolve_axes  # imports torch
+        from ..prediction import check_dtype, check_rgb_like  # imports torch
 
         check_dtype(image)
-        arch = model.config.architecture
-        resolved = resolve_axes(len(image.shape), model.axes, axes, arch.spatial_ndim, arch.in_channels)
+        # the model's own rule: the data's channels (not its Z-context inputs), and a Z axis for those
+        resolved = model.resolve_axes(len(image.shape), axes)
         if axes is None:
             check_rgb_like(tuple(image.shape), resolved)
         return resolved

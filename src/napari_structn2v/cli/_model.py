@@ -41,7 +41,7 @@ def model_summary(model: Any) -> str:
     hist = tr.get("history") or {}
     lines = [
         f"axes {model.axes}, {arch.spatial_ndim}D U-Net (depth {arch.depth}, {arch.base_filters} base filters, "
-        f"{arch.in_channels} channel(s){', N2V2' if arch.n2v2 else ''})",
+        f"{model.n_channels} channel(s){', N2V2' if arch.n2v2 else ''})",
         f"blind mask {describe_mask(model.mask)}",
     ]
     if tr:
