@@ -104,11 +104,13 @@ def blind_mask_batch(
     coords, valid = stratified_coords(b, spatial, fraction, generator=generator, device=device)
     offsets = offsets.to(device)
     strides = _flat_strides(spatial, device)
+    shape_t = torch.tensor(spatial, device=device)
     hidden = coords[:, :, None, :] + offsets[None, None]  # B, K, M, nd
-    inside = ((hidden >= 0) & (hidden < torch.tensor(spatial, device=device))).all(-1) & valid[:, :, None]
+    inside = ((hidden >= 0) & (hidden < shape_t)).all(-1) & valid[:, :, None]
     batch_idx = torch.arange(b, device=device)[:, None, None].expand_as(inside)[inside]
     flat = patches.reshape(b, c, -1)
-    values = _replacement_values(flat, spatial, coords, offsets, inside, batch_idx, replacement=replacement, generator=generator)
+    values = _replacement_values(flat, shape_t, strides, coords, offsets, inside, batch_idx,
+                                 replacement=replacement, generator=generator)
     masked = flat.clone()
     masked[batch_idx, :, (hidden * strides).sum(-1)[inside]] = values
     weights = _active_weights(coords, valid, strides, flat)
@@ -122,7 +124,8 @@ def _flat_strides(spatial: tuple[int, ...], device: torch.device) -> torch.Tenso
 
 def _replacement_values(
     flat: torch.Tensor,
-    spatial: tuple[int, ...],
+    shape_t: torch.Tensor,
+    strides: torch.Tensor,
     coords: torch.Tensor,
     offsets: torch.Tensor,
     inside: torch.Tensor,
@@ -131,7 +134,8 @@ def _replacement_values(
     replacement: str,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """``(P, C)`` values for the ``P`` hidden pixels of the patches ``flat`` ``(B, C, N)``.
+    """``(P, C)`` values for the ``P`` hidden pixels of the patches ``flat`` ``(B, C, N)``, whose
+    spatial shape is ``shape_t`` with flat ``strides`` (both ``(ndim,)``, made once per batch).
 
     The hidden pixels are the ``offsets`` ``(M, ndim)`` around the active pixels ``coords``
     ``(B, K, ndim)`` where ``inside`` ``(B, K, M)``; ``batch_idx`` ``(P,)`` is the patch of each.
@@ -141,10 +145,9 @@ def _replacement_values(
     if replacement == "segment":
         # one random source position per active pixel; the hidden pattern is filled with the
         # same pattern of pixels around that source (wrapped into the patch)
-        shape_t = torch.tensor(spatial, device=device)
         src = (torch.rand(coords.shape, generator=generator, device=device) * shape_t).long()
         src_hidden = torch.remainder(src[:, :, None, :] + offsets[None, None], shape_t)
-        return flat[batch_idx, :, (src_hidden * _flat_strides(spatial, device)).sum(-1)[inside]]
+        return flat[batch_idx, :, (src_hidden * strides).sum(-1)[inside]]
     if replacement == "random_pixel":
         src = torch.randint(0, flat.shape[-1], (batch_idx.numel(),), generator=generator, device=device)
         return flat[batch_idx, :, src]
