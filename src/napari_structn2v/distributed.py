@@ -17,7 +17,7 @@ import numpy as np
 
 from .axes import spatial_axes
 from .errors import ConfigError, StructN2VError
-from .tiling import context_margins, core_sizes, covering_tile, tile_geometry
+from .tiling import core_sizes, covering_tile, tile_geometry
 
 
 def _import_dask():
@@ -32,13 +32,6 @@ def _import_dask():
 #: Z slices per block for models with Z context: a block of 16 plus 2 x 2 halo slices predicts
 #: 20 slices to keep 16 (with 1 slice per block it would predict 5 to keep 1)
 Z_CONTEXT_CHUNK = 16
-
-
-def halo(model: Any, overlap: int | Sequence[int] | None = None) -> tuple[int, ...]:
-    """Context margin per spatial axis of the network: the receptive-field radius (or half of
-    ``overlap``) rounded up to the pooling multiple, as in tiled prediction."""
-    arch = model.config.architecture
-    return tuple(context_margins(arch.receptive_radius(), arch.multiple, overlap))
 
 
 def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool, device: str) -> np.ndarray:

@@ -5,7 +5,6 @@ and its loss history is ``_train_files``'s; the setting widgets are ``_form``'s.
 """
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,7 +85,6 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         # last call of a burst is never dropped (the final step and preview are always shown)
         self._redraw = qthrottled(self._show_step, timeout=REDRAW_MS, leading=True, parent=self)
         self._preview_throttle = qthrottled(self._flush_preview, timeout=PREVIEW_MS, leading=True, parent=self)
-        self._started_at = 0.0
         self.finished_at: float | None = None
         self.last_event: Any = None
         self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
@@ -241,7 +239,6 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self.last_event = None
         self._last_step = None
         self._pending_preview = None
-        self._started_at = time.perf_counter()
         if not resume:
             self.plot.clear()
         self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
