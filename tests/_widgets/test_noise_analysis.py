@@ -158,3 +158,28 @@ def test_noise_analysis_is_debounced_by_superqt(viewer, qtbot):
     qtbot.waitUntil(lambda: runs == [1], timeout=5000)
     qtbot.wait(2 * DEBOUNCE_MS)
     assert runs == [1]
+
+
+def test_roi_crop_of_a_lazy_layer_reads_only_the_rectangle(viewer, monkeypatch):
+    """A dask layer: the ROI's pixels equal the in-memory crop, and the whole array is never loaded."""
+    da = pytest.importorskip("dask.array")
+    from napari_structn2v._widgets._noise_roi import roi_crop
+
+    img = np.random.default_rng(1).random((6, 64, 80)).astype(np.float32)
+    whole = []
+    to_numpy = da.Array.__array__
+
+    def spy(self, *args, **kwargs):
+        if self.shape == img.shape:
+            whole.append(self.shape)
+        return to_numpy(self, *args, **kwargs)
+
+    monkeypatch.setattr(da.Array, "__array__", spy)
+    source = viewer.add_image(da.from_array(img, chunks=(1, 32, 32)), name="lazy", metadata={"axes": "ZYX"})
+    roi = viewer.add_shapes([[[2, 10, 20], [2, 10, 50], [2, 40, 50], [2, 40, 20]]], shape_type="rectangle")
+    crop, axes = roi_crop(viewer, roi, source, np.asarray(roi.data[0], dtype=float), 0)
+    assert axes == "YX" and crop.shape[0] >= 30 and crop.shape[1] >= 30
+    assert not whole, "the whole layer was loaded"
+    eager = viewer.add_image(img, name="eager", metadata={"axes": "ZYX"})
+    expected, _ = roi_crop(viewer, roi, eager, np.asarray(roi.data[0], dtype=float), 0)
+    np.testing.assert_array_equal(crop, expected)

@@ -82,10 +82,7 @@ def find_layer(viewer: napari.Viewer, name: str) -> napari.layers.Layer | None:
 
 def layer_array(layer: napari.layers.Layer) -> np.ndarray:
     """The layer's data as a numpy array (level 0 of a multiscale image)."""
-    data = layer.data
-    if getattr(layer, "multiscale", False):
-        data = data[0]
-    return np.asarray(data)
+    return np.asarray(layer_data(layer))
 
 
 def layer_data(layer: napari.layers.Layer) -> Any:
@@ -96,8 +93,7 @@ def layer_data(layer: napari.layers.Layer) -> Any:
 
 def layer_axes(layer: napari.layers.Layer) -> str:
     """Axes of a layer: ``metadata['axes']`` when valid, else guessed from shape and rgb."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    shape = tuple(data.shape)  # no np.asarray: lazy (dask/zarr) layers stay unloaded
+    shape = tuple(layer_data(layer).shape)  # no np.asarray: lazy (dask/zarr) layers stay unloaded
     meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
     if isinstance(meta, str):
         try:

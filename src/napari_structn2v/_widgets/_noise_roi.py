@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DataError
-from ._layers import layer_array, layer_axes
+from ._layers import layer_axes, layer_data
 
 if TYPE_CHECKING:
     import napari
@@ -32,7 +32,7 @@ def roi_crop(viewer: napari.Viewer, roi: Any, source: Any, verts: np.ndarray, z_
 
     Along Z it takes ``z_range`` slices above and below the rectangle's; along S and T its own.
     """
-    data = layer_array(source)
+    data = layer_data(source)  # a lazy layer is read only inside the rectangle (np.asarray below)
     axes = layer_axes(source)
     if not axes:
         raise DataError(f"Cannot tell the axes of layer {source.name!r}.")

@@ -34,6 +34,7 @@ from ._layers import (
     install_scroll_layout,
     layer_array,
     layer_axes,
+    layer_data,
     notify_error,
     notify_info,
     notify_warning,
@@ -192,7 +193,7 @@ class NoiseAnalysisWidget(JobWidget):
                 translate=source.translate,
                 edge_color="yellow",
                 face_color="transparent",
-                edge_width=max(1.0, min(layer_array(source).shape[-2:]) / 128),
+                edge_width=max(1.0, min(layer_data(source).shape[-2:]) / 128),
             )
         self._follow_roi(layer)
         self.viewer.layers.selection.active = layer
@@ -227,7 +228,7 @@ class NoiseAnalysisWidget(JobWidget):
             notify_error("Choose an image layer first; its background is searched.")
             return None
         axes = layer_axes(source)
-        data = layer_array(source)
+        data = layer_data(source)  # current_plane reads only the plane shown
         try:
             plane, plane_axes = current_plane(self.viewer, data, axes)
             background = noise.find_background(plane, axes=plane_axes)
