@@ -187,3 +187,21 @@ def test_save_model_asks_before_replacing(viewer, qtbot, notes, tmp_path, tiny_m
     new = tmp_path / "new.pt"
     train_widget.ask_yes_no = lambda *a: pytest.fail("asked about a new file")
     assert train_widget.save_model(new) and new.exists()
+
+
+def test_status_names_no_neighbours_for_a_mask_along_z(viewer, qtbot, notes):
+    """A 2D net forced over the slices of a mask that extends along Z reads no neighbour slices
+    (their noise is correlated with the centre's); the status line says what the core does."""
+    viewer.add_image(np.random.default_rng(0).random((6, 40, 40)).astype(np.float32), name="vol")
+    train = open_widget(viewer, "Train", qtbot)
+    train.state.mask = np.ones((3, 5, 1), bool)  # extends along Z
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 2, "preview_every": 0})
+    train.axes_edit.setText("ZYX")
+    train.z_net.setCurrentText("2d")
+    train.z_context.setValue(2)
+    assert train.start() is not None
+    assert "2D network over the Z slices" in train.status.text()
+    assert "neighbouring" not in train.status.text()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    assert train.state.model.z_context == 0

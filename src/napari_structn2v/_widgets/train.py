@@ -184,9 +184,11 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         return TrainConfig(**self.form.values())
 
     # inputs (main thread) ------------------------------------------------------------------
-    def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None]:
-        """Read layers and settings into plain data; raises StructN2VError on user mistakes."""
+    def _inputs(self) -> tuple[list[np.ndarray], str, np.ndarray, Any, np.ndarray | None, bool, int]:
+        """Read layers and settings into plain data; raises StructN2VError on user mistakes.
 
+        Also returns whether a 2D network runs over the Z slices and the neighbour slices it reads
+        (:func:`~napari_structn2v.zcontext.network_mask`, the core's rule)."""
         layers = self.layers.layers()
         if not layers:
             raise DataError("Choose at least one image layer to train on.")
@@ -202,7 +204,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
                 raise AxesError(f"Layer {layer.name!r}: {exc}") from exc
             images.append(arr)
         axes = validate_axes(text, images[0].ndim)
-        from ..training import over_slices
+        from ..zcontext import network_mask  # imports torch
 
         config = self.config()
         mask = self.state.mask
@@ -210,15 +212,15 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
             notify_warning("No blind mask chosen: training plain N2V (1×1). Use 'Blind mask' to choose one.")
             mask = np.ones((1, 1), dtype=bool)
         mask = np.asarray(mask, dtype=bool)
-        # a 2D network over the Z slices sees only YX patches (TrainConfig.z_net)
-        spatial = "YX" if over_slices(axes, mask, config.z_net) else spatial_axes(axes)
-        if len(spatial) == 2 and mask.ndim == 3:
-            mask = mask[mask.shape[0] // 2]
+        # the core's rule: a 2D network over the Z slices sees only YX patches and its slice's mask.
+        # The mask itself goes to training whole: its Z extent decides the neighbour slices there too
+        seen, slices, z_context = network_mask(axes, mask, config, None)
+        spatial = "YX" if slices else spatial_axes(axes)
         patch = patch_shape(config, len(spatial))
-        mask = validate_mask(mask, spatial_ndim=len(spatial), patch_shape=patch)
+        validate_mask(seen, spatial_ndim=len(spatial), patch_shape=patch)
         check_patch_fits([[arr.shape[axes.index(a)] for a in spatial] for arr in images], patch, spatial)
         preview = self._preview_crop(layers[0], images[0], axes, config) if config.preview_every > 0 else None
-        return images, axes, mask, config, preview
+        return images, axes, mask, config, preview, slices, z_context
 
     # run --------------------------------------------------------------------------------
     def start(self, *, resume: bool = False) -> Any:
@@ -231,7 +233,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
             notify_error("There is no model to resume; train one first.")
             return None
         try:
-            images, axes, mask, config, preview = self._inputs()
+            images, axes, mask, config, preview, slices, z_context = self._inputs()
         except StructN2VError as exc:
             return self._refuse(describe_error(exc))
         self.stop_requested_at = None
@@ -243,10 +245,8 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
             self.plot.clear()
         self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
         self.progress.setValue(0)
-        from ..training import over_slices  # imports torch
-
-        if not resume and over_slices(axes, mask, config.z_net):
-            near = f", reading {config.z_context} neighbouring slice(s) on each side" if config.z_context else ""
+        if not resume and slices:
+            near = f", reading {z_context} neighbouring slice(s) on each side" if z_context else ""
             self.status.setText(f"Starting a 2D network over the Z slices{near} (the mask does not extend along Z)…")
         else:
             self.status.setText("Starting…")
