@@ -301,8 +301,7 @@ class NoiseAnalysisWidget(JobWidget):
             if sum(np.size(c) for c in (crop if isinstance(crop, list) else [crop])) > ASYNC_PIXELS:
                 self._start_background(source, crop, axes)
                 return None
-            analysis = noise.analyze_noise(crop, axes=axes, max_lag=self.max_lag.value())
-            spectrum = noise.power_spectrum(_largest(crop), axes=axes) if self.spectrum_check.isChecked() else None
+            analysis, spectrum = _analyse(crop, axes, self.max_lag.value(), self.spectrum_check.isChecked())
         except StructN2VError as exc:  # a user mistake: its own sentence
             report_error(exc)
             return None
@@ -362,10 +361,15 @@ class NoiseAnalysisWidget(JobWidget):
         self.dark_combo.disconnect_viewer()
 
 
-def _analysis_job(crop: np.ndarray, axes: str, max_lag: int, spectrum: bool):
-    """Worker body: the core analysis (and power spectrum) of plain arrays."""
+def _analyse(crop: Any, axes: str, max_lag: int, spectrum: bool) -> tuple[Any, np.ndarray | None]:
+    """The core analysis of the crop(s), and the power spectrum of the largest when asked."""
     analysis = noise.analyze_noise(crop, axes=axes, max_lag=max_lag)
-    yield analysis, (noise.power_spectrum(_largest(crop), axes=axes) if spectrum else None)
+    return analysis, (noise.power_spectrum(_largest(crop), axes=axes) if spectrum else None)
+
+
+def _analysis_job(crop: Any, axes: str, max_lag: int, spectrum: bool):
+    """Worker body: :func:`_analyse` off the main thread, its result as the one event."""
+    yield _analyse(crop, axes, max_lag, spectrum)
 
 
 def _largest(crop: Any) -> np.ndarray:

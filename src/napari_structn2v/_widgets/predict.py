@@ -64,17 +64,22 @@ class Warned:
     message: str
 
 
+def _checked_input(model: Any, image: Any, axes: str | None) -> tuple[str, list[str]]:
+    """The model's input checks (``check_input``): the resolved axes and the messages of the
+    StructN2VWarning messages they raised, for the caller to show its own way."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", StructN2VWarning)
+        axes = model.check_input(image, axes)
+    return axes, [str(w.message) for w in caught if issubclass(w.category, StructN2VWarning)]
+
+
 def _run_prediction(model, image, axes, tile, overlap, device, tta, check=False, *, should_stop):
     """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out. With ``check`` the
     input checks run here, off the main thread (a lazy input's NaN check reads all of it once);
     their warnings come out as :class:`Warned` events."""
     if check:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StructN2VWarning)
-            model.check_input(image, axes)
-        for warning in caught:
-            if issubclass(warning.category, StructN2VWarning):
-                yield Warned(str(warning.message))
+        for message in _checked_input(model, image, axes)[1]:
+            yield Warned(message)
     return (
         yield from model.predict_iter(
             image, axes, tile=tile, overlap=overlap, device=device, tta=tta, should_stop=should_stop, check=False,
@@ -309,12 +314,9 @@ class PredictWidget(BmzExportMixin, JobWidget):
     @staticmethod
     def _checked_axes(model: Any, image: np.ndarray, axes: str | None) -> str:
         """The axes of an in-memory input after all the model's checks; their warnings notified."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StructN2VWarning)
-            axes = model.check_input(image, axes)
-        for warning in caught:
-            if issubclass(warning.category, StructN2VWarning):
-                notify_warning(str(warning.message))
+        axes, messages = _checked_input(model, image, axes)
+        for message in messages:
+            notify_warning(message)
         return axes
 
     def _lazy_axes(self, model: Any, image: Any, axes: str | None) -> str:
