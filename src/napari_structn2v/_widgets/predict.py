@@ -65,7 +65,7 @@ class Warned:
 
 
 def _checked_input(model: Any, image: Any, axes: str | None) -> tuple[str, list[str]]:
-    """The model's input checks (``check_input``): the resolved axes and the messages of the
+    """The model's input checks (``check_input``): the resolved axes and the
     StructN2VWarning messages they raised, for the caller to show its own way."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StructN2VWarning)
