@@ -17,13 +17,14 @@ import torch
 
 from .axes import spatial_axes, to_internal, validate_axes
 from .errors import DataError
+from .ome_zarr import CHUNK_LIMITS
 from .prediction import check_finite, is_lazy
 
 #: bytes of source blocks a training sampler keeps (LRU) for lazy images: 256 MB hold 128 zarr chunks
 #: of 16 x 256 x 256 uint16 (2 MB each), half of a 64 x 2048 x 2048 uint16 volume
 PATCH_CACHE_BYTES = 256 << 20
-#: block sides for sources without chunks (memmaps, h5py without chunking): as io.default_chunks
-DEFAULT_BLOCK = {"Z": 16, "Y": 256, "X": 256}
+#: block sides for sources without chunks (memmaps, h5py without chunking): those of our zarr outputs
+DEFAULT_BLOCK = CHUNK_LIMITS
 
 
 class BlockCache:

@@ -61,12 +61,15 @@ def read_zarr(p: Path) -> tuple[Any, str | None, tuple[float, ...] | None]:
     return data, axes, scale
 
 
+#: chunk sides of outputs (and read blocks of unchunked sources, data.DEFAULT_BLOCK): about 4 MB of float32
+CHUNK_LIMITS = {"Z": 16, "Y": 256, "X": 256}
+
+
 def default_chunks(shape: Sequence[int], axes: str | None) -> tuple[int, ...]:
     """Chunks of about 4 MB of float32 for a zarr output: one index of S/T/C, up to 16 Z slices
     and 256 x 256 in Y and X (a tile of the default 256 prediction tile writes whole chunks)."""
     axes = axes.upper() if axes else "?" * (len(shape) - 2) + "YX"
-    limit = {"Z": 16, "Y": 256, "X": 256}
-    return tuple(min(int(s), limit.get(a, 1)) for s, a in zip(shape, axes))
+    return tuple(min(int(s), CHUNK_LIMITS.get(a, 1)) for s, a in zip(shape, axes))
 
 
 def ome_metadata(axes: str, scale: Sequence[float] | None = None, name: str = "image") -> dict:
