@@ -36,3 +36,43 @@ def assert_unchanged(viewer, before, names=None):
     for name in names:
         assert name in viewer.layers, f"layer {name!r} lost"
         np.testing.assert_array_equal(np.asarray(viewer.layers[name].data), before[name])
+
+
+def canvas_widget(viewer):
+    """The Qt widget of the viewer's vispy canvas (what the user's mouse events reach)."""
+    return viewer.window._qt_viewer.canvas.native
+
+
+def drag(qtbot, viewer, start, end, *, steps=8, hold_ms=40):
+    """Drag with the left button from ``start`` to ``end`` (canvas pixels) with real Qt mouse events:
+    a press, ``steps`` moves ``hold_ms`` apart, and a release, as a user's drag arrives."""
+    from qtpy.QtCore import QEvent, QPointF, Qt
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    widget = canvas_widget(viewer)
+
+    def send(kind, x, y, buttons):
+        pos = QPointF(float(x), float(y))
+        glob = QPointF(widget.mapToGlobal(pos.toPoint()))
+        event = QMouseEvent(kind, pos, glob, Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove
+                            else Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(widget, event)
+
+    send(QEvent.Type.MouseButtonPress, *start, Qt.MouseButton.LeftButton)
+    for i in range(1, steps + 1):
+        x = start[0] + (end[0] - start[0]) * i / steps
+        y = start[1] + (end[1] - start[1]) * i / steps
+        qtbot.wait(hold_ms)
+        send(QEvent.Type.MouseMove, x, y, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, *end, Qt.MouseButton.NoButton)
+
+
+def canvas_point(viewer, world_yx):
+    """Canvas pixel (x, y) showing the world point ``world_yx`` (2D view): napari's camera puts
+    ``camera.center`` at the canvas centre, ``camera.zoom`` canvas pixels per world unit."""
+    widget = canvas_widget(viewer)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari 0.9 moved it
+    cy, cx = camera.center[-2:]
+    zoom = float(camera.zoom)
+    return (widget.width() / 2 + (world_yx[1] - cx) * zoom, widget.height() / 2 + (world_yx[0] - cy) * zoom)

@@ -183,3 +183,25 @@ def test_roi_crop_of_a_lazy_layer_reads_only_the_rectangle(viewer, monkeypatch):
     eager = viewer.add_image(img, name="eager", metadata={"axes": "ZYX"})
     expected, _ = roi_crop(viewer, roi, eager, np.asarray(roi.data[0], dtype=float), 0)
     np.testing.assert_array_equal(crop, expected)
+
+
+def test_drawing_a_roi_with_the_mouse_raises_no_false_error(make_napari_viewer, qtbot, notes):
+    """A rectangle dragged with real mouse events for over the debounce time: napari adds it on the
+    press (1 px) and grows it while the button is down; only the finished rectangle is analysed."""
+    from tests._widgets.helpers import canvas_point, drag
+
+    viewer = make_napari_viewer(show=True)
+    viewer.add_image(structured_image(128), name="img")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("img")
+    viewer.reset_view()
+    roi = noise.add_roi_layer()
+    qtbot.wait(50)
+    start, end = canvas_point(viewer, (10, 10)), canvas_point(viewer, (60, 90))
+    drag(qtbot, viewer, start, end, steps=12, hold_ms=50)  # 0.6 s with the button down
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    assert len(roi.data) == 1 and not notes["error"], notes["error"]
+    ys, xs = np.asarray(roi.data[0])[:, -2], np.asarray(roi.data[0])[:, -1]
+    assert ys.max() - ys.min() > 30 and xs.max() - xs.min() > 50
+    assert noise.analysis.n_pixels > 30 * 50
+    qtbot.waitUntil(lambda: roi.mode == "pan_zoom", timeout=2000)

@@ -12,7 +12,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image
 from napari.utils import notifications
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QEvent, QSize, Qt, Signal
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -294,22 +294,55 @@ class LayerChecklist(QListWidget, _LayerWatcher):
 
 
 # docks that fit a laptop screen ----------------------------------------------------------------
+class _FitWidthScrollArea(QScrollArea):
+    """A vertical scroll area whose minimum width is its contents' minimum width, asked at layout
+    time rather than at construction.
+
+    Measured at construction, the Train dock's width missed 23-36 px: napari's stylesheet (larger
+    paddings, spin-box buttons) applies only once the dock is shown, and with horizontal scrolling
+    off the extra width was clipped ("Save model…", the spin boxes' "+" buttons). Asked here, the
+    hint follows the style, and every style or layout change of the contents asks again.
+    """
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        hint = super().minimumSizeHint()
+        inner = self.widget()
+        if inner is None:
+            return hint
+        width = inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), width), hint.height())
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+        if obj is self.widget() and event.type() in (
+            QEvent.Type.LayoutRequest, QEvent.Type.StyleChange, QEvent.Type.Polish,
+        ):
+            self.updateGeometry()  # the dock re-reads minimumSizeHint
+        return super().eventFilter(obj, event)
+
+
 def install_scroll_layout(widget: QWidget, layout: Any) -> Any:
     """Put ``layout`` into a frameless scroll area that fills ``widget``; returns the area.
 
     A dock's minimum height is then that of the scroll area (about 70 px), not of its contents
-    (Train alone needed 671 px), so the four docks stacked in one column fit a 768 px screen.
+    (Train alone needed 671 px), so docks stacked in one column fit a 768 px screen. Its minimum
+    width is always its contents' (see :class:`_FitWidthScrollArea`): nothing is cut on the right.
     """
     inner = QWidget()
     inner.setLayout(layout)
-    area = QScrollArea(widget)
+    area = _FitWidthScrollArea(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(inner)
-    # no horizontal scrolling, so the dock must be as wide as its contents (else they are clipped)
-    area.setMinimumWidth(inner.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)
     outer.addWidget(area)
     return area
+
+
+def hide_form_row(form: Any, field: QWidget) -> None:
+    """Hide the row of ``field`` (a widget added with its label) in a QFormLayout."""
+    label = form.labelForField(field)
+    if label is not None:
+        label.hide()
+    field.hide()

@@ -45,6 +45,11 @@ class StructN2VState:
         The last noise analysis (autocorrelation, profiles, suggested mask).
     model : StructN2VModel or None
         The model trained (or loaded) last.
+    image : str
+        Name of the image layer being denoised ("" if none): chosen once, in any dock, and
+        followed by the others.
+    dark : str
+        Name of the dark-frame layer (pure noise) chosen for it ("" if none).
     """
 
     mask: Any = None
@@ -52,6 +57,8 @@ class StructN2VState:
     analysis_source: str = ""
     analysis: Any = None
     model: Any = None
+    image: str = ""
+    dark: str = ""
 
 
 _STATES: weakref.WeakKeyDictionary[Any, StructN2VState] = weakref.WeakKeyDictionary()

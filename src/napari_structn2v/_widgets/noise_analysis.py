@@ -27,6 +27,7 @@ from superqt.utils import qdebounced
 from .. import noise
 from ..errors import StructN2VError
 from ..masks import describe_mask
+from ._choice import share_layer_choice
 from ._job import JobWidget
 from ._layers import (
     LayerCombo,
@@ -72,6 +73,7 @@ class NoiseAnalysisWidget(JobWidget):
         self.analysis: Any = None
         self._roi_layer: Any = None
         self._roi_links = Connections()  # to the ROI layer's data events, while it is followed
+        self._pressed = False  # the mouse button is down on the ROI layer (a shape being drawn)
         self._build_controls()
         self._build_layout()
         self.job = self._new_job(
@@ -82,6 +84,8 @@ class NoiseAnalysisWidget(JobWidget):
         # superqt's debounce: one analysis DEBOUNCE_MS after the last of a burst of ROI edits
         self._debounced_analyze = qdebounced(self._auto_analyze, timeout=DEBOUNCE_MS, parent=self)
         self._connect_signals()
+        share_layer_choice(self, self.source_combo, "image")
+        share_layer_choice(self, self.dark_combo, "dark")
         existing = find_layer(napari_viewer, ROI_LAYER)
         if existing is not None and type(existing).__name__ == "Shapes":
             self._follow_roi(existing)
@@ -128,7 +132,7 @@ class NoiseAnalysisWidget(JobWidget):
 
     def _build_layout(self) -> None:
         """The controls in a form, the buttons, the report and the plot, in a scroll area."""
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.addRow("Image", self.source_combo.native)
         form.addRow(self.mode_roi)
         roi_buttons = QHBoxLayout()
@@ -208,10 +212,23 @@ class NoiseAnalysisWidget(JobWidget):
         self._roi_layer = layer
         self._roi_links.connect(layer.events.data, self.schedule)
         self._roi_links.connect(layer.events.data, self._after_draw)
+        layer.mouse_drag_callbacks.append(self._track_press)
 
     def _unfollow_roi(self) -> None:
         self._roi_links.release()
-        self._roi_layer = None
+        layer, self._roi_layer = self._roi_layer, None
+        if layer is not None and self._track_press in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.remove(self._track_press)
+        self._pressed = False
+
+    def _track_press(self, layer: Any, event: Any) -> Any:
+        """A drag callback of the ROI layer: ``_pressed`` is True while the mouse button is down."""
+        self._pressed = True
+        yield
+        while event.type == "mouse_move":
+            yield
+        self._pressed = False
+        self.schedule()  # the finished shape (napari's release event may have come first)
 
     def _after_draw(self, event: Any = None) -> None:
         """Back to pan/zoom once a rectangle is drawn, so a stray click adds no 2-pixel ROI."""
@@ -219,7 +236,10 @@ class NoiseAnalysisWidget(JobWidget):
             return  # napari 0.5+: 'adding' precedes 'added'
         layer = self._roi_layer
         if layer is not None and layer.mode == "add_rectangle":
-            QTimer.singleShot(0, lambda: setattr(layer, "mode", "pan_zoom") if layer.mode == "add_rectangle" else None)
+            # napari emits 'added' on the press too, with the rectangle still being dragged: switch
+            # only once the drawing is over (the release's 'added' comes just before that)
+            QTimer.singleShot(0, lambda: setattr(layer, "mode", "pan_zoom")
+                              if layer.mode == "add_rectangle" and not self._pressed else None)
 
     def find_background(self) -> Any:
         """Put the darkest, flattest tiles of the image on the ROI layer and analyse them pooled."""
@@ -255,7 +275,13 @@ class NoiseAnalysisWidget(JobWidget):
         self._debounced_analyze()
 
     def _auto_analyze(self) -> None:
-        if self.mode_dark.isChecked() or (self._roi_layer is not None and len(self._roi_layer.data)):
+        roi = self._roi_layer
+        if self._pressed:
+            # a rectangle still being dragged (napari adds it on the press, 1 px wide): its release
+            # sends another data event, which schedules the analysis again. Analysed, it raised
+            # "The noise ROI is too small (1 px along Y)" 0.3 s into every drag
+            return
+        if self.mode_dark.isChecked() or (roi is not None and len(roi.data)):
             self.analyze()
 
     # analysis ----------------------------------------------------------------------
