@@ -205,3 +205,35 @@ def test_status_names_no_neighbours_for_a_mask_along_z(viewer, qtbot, notes):
     qtbot.waitUntil(lambda: not train.running, timeout=60_000)
     assert not notes["error"], notes["error"]
     assert train.state.model.z_context == 0
+
+
+def test_train_for_seconds_allows_a_30_s_first_try(viewer, qtbot):
+    train = open_widget(viewer, "Train", qtbot)
+    train.budget_unit.setCurrentText("seconds")
+    assert train.steps.value() == 30 and train.steps.minimum() <= 10
+    cfg = train.config()
+    assert cfg.steps is None and cfg.max_time_s == 30.0
+
+
+def test_preview_never_shows_the_untrained_network(viewer, qtbot, notes, monkeypatch):
+    """The core previews step 1 (a fresh network: a flat square over the image); the layer keeps the
+    input's crop until a preview from a trained step arrives. Each preview here is filled with its
+    step number, so the test sees which steps were shown."""
+    from napari_structn2v import training
+    from napari_structn2v.events import Preview
+
+    monkeypatch.setattr(training, "_preview", lambda run, step, image: Preview(
+        step=run.at(step), image=np.full(image.shape, run.at(step), np.float32)))
+    img = structured_image(64)
+    viewer.add_image(img, name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **{**TRAIN_KW, "steps": 8, "preview_every": 4})
+    seen = []
+    original = train._show_preview
+    train._show_preview = lambda image: (seen.append(np.array(image)), original(image))
+    train.start()
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    np.testing.assert_allclose(seen[0], img)  # first the input's crop (the image is 64 px)
+    shown_steps = {float(s.flat[0]) for s in seen[1:]}
+    assert 1.0 not in shown_steps and shown_steps and shown_steps <= {4.0, 8.0}, shown_steps

@@ -8,10 +8,11 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QH
 from ..settings import DOCK_SETTINGS, Setting
 from ._devices import DeviceCombo
 
-#: the step budget in minutes: range and start value (1500 steps is about 1-2 minutes on a laptop
-#: CPU; 3 minutes is a good first budget)
-MINUTES_RANGE = (1, 24 * 60)
-MINUTES_START = 3
+#: the time budget's units: range, single step and start value of the box in each. 1500 steps is
+#: about 1-2 minutes on a laptop CPU, so 3 minutes is a good first budget; seconds allow a 30 s
+#: first try (a minute was the least before)
+TIME_UNITS = {"seconds": (5, 24 * 3600, 15, 30), "minutes": (1, 24 * 60, 1, 3)}
+SECONDS_PER = {"seconds": 1.0, "minutes": 60.0}
 
 
 def spin_box(lo: float, hi: float, value: float, *, step: float | None = None,
@@ -65,9 +66,10 @@ class SettingsForm:
         self.settings = settings
         self.widgets: dict[str, QWidget] = {s.name: _widget(s) for s in settings}
         self.budget_unit = QComboBox()
-        self.budget_unit.addItems(["steps", "minutes"])
+        self.budget_unit.addItems(["steps", *TIME_UNITS])
         self.budget_unit.setToolTip(
-            "Minutes: train until the time is up (validation included); the learning-rate schedule follows the time"
+            "Seconds or minutes: train until the time is up (validation included); the learning-rate schedule "
+            "follows the time"
         )
         self.budget_unit.currentTextChanged.connect(self._budget_unit_changed)
 
@@ -93,9 +95,9 @@ class SettingsForm:
         for s in self.settings:
             widget = self.widgets[s.name]
             if s.kind == "budget":
-                minutes = self.budget_unit.currentText() == "minutes"
-                values[s.field] = None if minutes else int(widget.value())
-                values["max_time_s"] = float(widget.value()) * 60.0 if minutes else None
+                per = SECONDS_PER.get(self.budget_unit.currentText())
+                values[s.field] = None if per else int(widget.value())
+                values["max_time_s"] = float(widget.value()) * per if per else None
             elif s.kind == "bool":
                 values[s.field] = widget.isChecked()
             elif s.kind in ("choice", "device"):
@@ -109,7 +111,7 @@ class SettingsForm:
             if s.kind != "budget":
                 continue
             box = self.widgets[s.name]
-            lo, hi, step, start = (*MINUTES_RANGE, 1, MINUTES_START) if unit == "minutes" else (*s.limits, s.step, s.start)
+            lo, hi, step, start = TIME_UNITS[unit] if unit in TIME_UNITS else (*s.limits, s.step, s.start)
             box.setRange(lo, hi)
             box.setSingleStep(step)
             box.setValue(start)

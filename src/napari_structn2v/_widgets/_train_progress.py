@@ -88,6 +88,8 @@ class TrainProgressMixin:
         elif isinstance(event, Validation):
             self.plot.append("validation", event.step, event.val_loss)
         elif isinstance(event, Preview):
+            if event.step < self._first_preview_step:
+                return  # the untrained network's output: the crop of the input stays shown
             self._pending_preview = event
             self._preview_throttle()
         elif isinstance(event, TrainDone):

@@ -47,23 +47,26 @@ def _guarded(job: Callable[..., Generator], args: tuple, kwargs: dict) -> Genera
     return result
 
 
-def probe_devices(*, warm_training: bool = False) -> list[str]:
-    """Import torch (and the training stack) and list the devices; run off the main thread.
+def probe_devices() -> list[str]:
+    """Import torch and list the devices; run off the main thread."""
+    from ..devices import available_devices
+
+    return available_devices()
+
+
+def warm_up_training() -> None:
+    """Import the training stack off the main thread, after the devices are listed.
 
     ``torch.optim`` imports ``torch._dynamo`` (and sympy) on first use, about a second with the GIL
     mostly held; importing it here, while the user sets up training, keeps that stall out of the
-    first training run.
+    first training run. It used to run before the device list, which then took 7.2 s to appear.
     """
-    from ..devices import available_devices
+    from .. import training  # noqa: F401
 
-    if warm_training:
-        from .. import training  # noqa: F401
-
-        try:
-            import torch._dynamo  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - only a warm-up: training imports it again and reports
-            _log.debug("warming up torch._dynamo failed: %s", exc)
-    return available_devices()
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - only a warm-up: training imports it again and reports
+        _log.debug("warming up torch._dynamo failed: %s", exc)
 
 
 def reserve_ui_core() -> None:

@@ -31,6 +31,7 @@ from superqt.utils import qthrottled
 from ..errors import StructN2VError, StructN2VWarning
 from ..events import PredictDone, TileDone
 from ..masks import describe_mask
+from ._choice import share_layer_choice
 from ._devices import DeviceCombo
 from ._job import JobWidget
 from ._layers import (
@@ -122,6 +123,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
         self.predict_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self.image_combo.changed.connect(self._guess_axes)
+        share_layer_choice(self, self.image_combo, "image")
         self._listen(self.state.events.model, self._show_model)
         self._show_model(self.state.model)
         self._guess_axes()
@@ -167,7 +169,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
 
     def _build_layout(self) -> None:
         """The controls in a form, then buttons, progress and status, in a scroll area."""
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.addRow("Model", self.model_label)
         form.addRow("", self.load_button)
         form.addRow("", self.export_button)

@@ -26,6 +26,7 @@ from ..checks import check_patch_fits, patch_shape
 from ..config import TrainConfig
 from ..errors import AxesError, DataError, StructN2VError
 from ..masks import describe_mask, validate_mask
+from ._choice import share_layer_checklist
 from ._form import SettingsForm
 from ._job import JobWidget
 from ._layers import (
@@ -88,6 +89,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self.finished_at: float | None = None
         self.last_event: Any = None
         self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
+        self._first_preview_step = 0  # previews of earlier steps are not shown (an untrained net)
 
         # main settings
         self.layers = LayerChecklist(napari_viewer, ("image",))
@@ -123,13 +125,14 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self.layers.selection_changed.connect(self._guess_axes)
         self._listen(self.state.events.mask, self._show_mask)
         self._listen(self.state.events.model, self._update_buttons)
+        share_layer_checklist(self, self.layers)
         self._guess_axes()
         self._show_mask(self.state.mask)
         self._update_buttons()
 
     def _build_layout(self) -> None:
         """Main settings, *Advanced*, buttons, progress, status and loss plot, in a scroll area."""
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         form.addRow("Images", self.layers)
         form.addRow("Axes", self.axes_edit)
         form.addRow("Blind mask", self.mask_label)
@@ -241,6 +244,9 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self.last_event = None
         self._last_step = None
         self._pending_preview = None
+        # the core previews step 1 too: from a fresh network that is a flat square over the image
+        # for the first preview_every steps (~20 s on a CPU), read as if the data had vanished
+        self._first_preview_step = 0 if resume else 2
         if not resume:
             self.plot.clear()
         self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
