@@ -32,6 +32,10 @@ _LAZY = {
     "predict_dask": "distributed",
     "loss_history": "history",
     "save_loss_csv": "history",
+    "denoise": "pipeline",
+    "denoise_iter": "pipeline",
+    "DenoiseResult": "pipeline",
+    "UnreliableNoiseError": "pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -45,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
     from .model_io import StructN2VModel, load_model
     from .noise import NoiseAnalysis, analyze_noise, autocorrelation, power_spectrum, suggest_mask
+    from .pipeline import DenoiseResult, UnreliableNoiseError, denoise, denoise_iter
     from .training import train, train_iter
 
 

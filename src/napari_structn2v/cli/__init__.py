@@ -1,4 +1,4 @@
-"""The ``structn2v`` command line: analyze-noise, train, predict, info, export-bmz, demo.
+"""The ``structn2v`` command line: analyze-noise, train, predict, denoise, info, export-bmz, demo.
 
 Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2; warnings are
 one ``warning: ...`` line on stderr. Outputs are checked before any long work, never replace an
@@ -149,7 +149,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``structn2v`` parser: one subcommand per module of this package."""
     # imported here: those modules import Progress, log and the constants above from this one
-    from . import _demo, _model, _noise, _predict, _train
+    from . import _demo, _denoise, _model, _noise, _predict, _train
 
     p = _Parser(prog="structn2v", description="Structured Noise2Void: remove spatially correlated noise without clean data.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _noise.add_parser(sub, common)
     _train.add_parser(sub, common)
     _predict.add_parser(sub, common)
+    _denoise.add_parser(sub, common)
     _model.add_export_parser(sub, common)
     _model.add_info_parser(sub, common)
     _demo.add_parser(sub, common)

@@ -88,25 +88,18 @@ def _warn(result: object) -> None:
 
 def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:
     """The blind mask of ``train --mask``: a spec such as ``9x1``, a mask file, or ``auto`` (the mask a
-    noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests)."""
+    noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests; see
+    :func:`~napari_structn2v.pipeline.choose_mask`)."""
     from ..masks import load_mask, parse_mask_spec
-    from ..noise import analyze_noise, find_background
 
     if spec.lower() == "auto":
         from ..io import read_image
+        from ..pipeline import choose_mask
 
-        if dark:
-            noise = read_image(dark)
-            noise_axes = axes if noise.ndim == len(axes) else None
-            result = analyze_noise(noise, axes=noise_axes)
-            source = dark
-        else:
-            background = find_background(images[0], axes=axes)
-            result = analyze_noise(background.regions, axes=background.axes)
-            source = f"the {len(background.regions)} darkest, flattest {background.tile}x{background.tile} tiles of the first image"
-        log.info("mask auto: suggested %s from %s", result.spec, source)
-        _warn(result)
-        return result.mask
+        chosen = choose_mask(images[0], axes, dark=read_image(dark) if dark else None, strict=False)
+        log.info("mask auto: suggested %s from %s", chosen.analysis.spec, dark or chosen.source)
+        _warn(chosen.analysis)
+        return chosen.mask
     if Path(spec).is_file():
         return load_mask(spec)
     return parse_mask_spec(spec)

@@ -84,6 +84,9 @@ class _InterruptFlag:
     """SIGINT handler for the duration of a training: the first Ctrl-C asks the trainer to stop
     after its current step (``should_stop``), a second one aborts at once."""
 
+    #: what the first Ctrl-C prints
+    message = "interrupted: stopping after this step and saving the model so far (Ctrl-C again to abandon it)"
+
     def __init__(self) -> None:
         self._event = threading.Event()
         self._previous = None
@@ -95,8 +98,7 @@ class _InterruptFlag:
         if self._event.is_set():
             raise KeyboardInterrupt
         self._event.set()
-        print("\ninterrupted: stopping after this step and saving the model so far (Ctrl-C again to abandon it)",
-              file=sys.stderr, flush=True)
+        print(f"\n{self.message}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> _InterruptFlag:
         if threading.current_thread() is threading.main_thread():
@@ -149,23 +151,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any) -> Any:
     """Drain ``train_iter`` with a progress bar (or milestone lines); returns its TrainDone."""
-    from ..training import TrainDone, TrainStep, Validation, train_iter
+    from ..training import TrainDone, train_iter
 
-    last_val = None
     done = None
     with _InterruptFlag() as interrupted, Progress("train", "step", quiet=args.quiet) as progress:
+        meter = TrainMeter(progress)
         events = train_iter(
             images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=interrupted
         )
         for event in events:
-            if isinstance(event, Validation):
-                last_val = event.val_loss
-            elif isinstance(event, TrainStep):
-                val = f"  val {last_val:.4f}" if last_val is not None else ""
-                line = (f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
-                        f"{event.patches_per_s:.0f} patches/s  eta {event.eta_s:.0f}s")
-                fields = {"loss": f"{event.loss:.4f}", **({"val": f"{last_val:.4f}"} if last_val is not None else {})}
-                progress.update(event.step, event.total_steps, line, **fields)
-            elif isinstance(event, TrainDone):
+            meter.show(event)
+            if isinstance(event, TrainDone):
                 done = event
     return done
+
+
+class TrainMeter:
+    """Shows training's events on a :class:`~napari_structn2v.cli.Progress`: per step the loss, the
+    last validation loss, the rate and the time left (``train`` and ``denoise``)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.last_val: float | None = None
+
+    def show(self, event: object) -> None:
+        """Take one event of ``train_iter`` (others are ignored)."""
+        from ..events import TrainStep, Validation
+
+        if isinstance(event, Validation):
+            self.last_val = event.val_loss
+        elif isinstance(event, TrainStep):
+            last_val = self.last_val
+            val = f"  val {last_val:.4f}" if last_val is not None else ""
+            line = (f"step {event.step:>6}/{event.total_steps}  loss {event.loss:.4f}{val}  "
+                    f"{event.patches_per_s:.0f} patches/s  eta {event.eta_s:.0f}s")
+            fields = {"loss": f"{event.loss:.4f}", **({"val": f"{last_val:.4f}"} if last_val is not None else {})}
+            self.progress.update(event.step, event.total_steps, line, **fields)

@@ -1,0 +1,327 @@
+"""The whole StructN2V pipeline in one call: choose the blind mask, train, denoise the image.
+
+:func:`denoise_iter` is the generator (the napari dock's ``Auto-denoise`` runs it in a thread
+worker, ``structn2v denoise`` drains it with a progress bar); :func:`denoise` drains it for
+scripts. The mask comes from a dark frame when one is given, else from the darkest, flattest
+tiles of the image itself (:func:`choose_mask`); a suggestion that the noise analysis calls
+unreliable stops the pipeline (:class:`UnreliableNoiseError`) before any training, since a wrong
+mask wastes the whole budget (too small: the correlated noise is learnt and kept; too large:
+detail is lost).
+
+Torch-free at import: torch is loaded when training starts. No Qt.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DataError, StructN2VWarning
+from .events import PredictDone, Preview, TileDone, TrainDone, TrainStep, Validation
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .model_io import StructN2VModel
+    from .noise import NoiseAnalysis
+
+__all__ = [
+    "DEFAULT_TIME_S", "DenoiseDone", "DenoiseResult", "MaskChosen", "UnreliableNoiseError",
+    "choose_mask", "denoise", "denoise_iter",
+]
+
+#: default training budget (s): 3 minutes give the 2D dev set about 3000 steps on 2 CPU cores,
+#: past the knee of its PSNR curve (see the README's budget table)
+DEFAULT_TIME_S = 180.0
+#: what :func:`UnreliableNoiseError` advises by default (the CLI names its options instead)
+ADVICE = "give a dark frame, draw a region that holds only noise, or pass the mask yourself"
+
+
+@dataclass(frozen=True)
+class MaskChosen:
+    """The blind mask suggested for the image: the first event of :func:`denoise_iter`.
+
+    ``analysis`` is :func:`~napari_structn2v.noise.analyze_noise`'s result (``mask``, ``spec``,
+    ``reliable``, ``warnings``, ``report()``); ``source`` says what was analysed, in words;
+    ``corners`` are the YX corners of the background tiles and ``tile`` their side (both None
+    for a dark frame).
+    """
+
+    analysis: NoiseAnalysis
+    source: str
+    corners: list[tuple[int, int]] | None = None
+    tile: int | None = None
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The suggested blind mask (bool, ``(H, W)`` or ``(D, H, W)``)."""
+        return self.analysis.mask
+
+
+@dataclass(frozen=True)
+class DenoiseDone:
+    """The last event of :func:`denoise_iter`.
+
+    ``image`` is the denoised image (float32, the input's shape, axes and intensity scale), or
+    None when a stop came before the first training step. ``model`` is the trained model (None
+    likewise), ``analysis`` the :class:`MaskChosen` (None for a mask given explicitly).
+    ``stopped`` is True when ``should_stop`` ended training or prediction early; a prediction
+    stopped early leaves zeros in the tiles not yet done.
+    """
+
+    image: np.ndarray | None
+    model: StructN2VModel | None
+    analysis: MaskChosen | None
+    stopped: bool = False
+
+
+DenoiseEvent = MaskChosen | TrainStep | Validation | Preview | TrainDone | TileDone | PredictDone | DenoiseDone
+
+
+@dataclass(frozen=True)
+class DenoiseResult:
+    """What :func:`denoise` returns: the denoised ``image``, the trained ``model`` (save it with
+    ``model.save(path)``, reuse it with ``model.predict``), the mask's ``analysis`` (None for a
+    mask given explicitly) and whether a stop ended the run early."""
+
+    image: np.ndarray | None
+    model: StructN2VModel | None
+    analysis: MaskChosen | None
+    stopped: bool = False
+
+
+class UnreliableNoiseError(DataError):
+    """The noise analysis of the image's background is not reliable and no dark frame was given.
+
+    ``chosen`` is the unreliable :class:`MaskChosen` (to show the suggestion and its tiles
+    anyway); :meth:`sentence` words the message with other advice (the CLI names its options).
+    """
+
+    def __init__(self, chosen: MaskChosen, advice: str = ADVICE) -> None:
+        self.chosen = chosen
+        super().__init__(self.sentence(advice))
+
+    def sentence(self, advice: str) -> str:
+        """One sentence: which suggestion, why it cannot be trusted, and ``advice``."""
+        a = self.chosen.analysis
+        why = "; ".join(a.warnings) or "the analysis is not reliable"
+        return f"the blind mask {a.spec} suggested by {self.chosen.source} cannot be trusted ({why}), so nothing was trained; {advice}"
+
+
+def choose_mask(
+    image: np.ndarray,
+    axes: str,
+    *,
+    dark: np.ndarray | None = None,
+    dark_axes: str | None = None,
+    strict: bool = True,
+) -> MaskChosen:
+    """The blind mask the noise suggests for ``image``: from ``dark`` when given, else from the
+    darkest, flattest tiles of ``image`` (:func:`~napari_structn2v.noise.find_background`).
+
+    Parameters
+    ----------
+    image : np.ndarray
+        The noisy image, with ``axes`` (over ``STCZYX``; finite real numbers).
+    axes : str
+        Axes of ``image``.
+    dark : np.ndarray, optional
+        A dark frame (pure noise of the same camera/scanner).
+    dark_axes : str, optional
+        Axes of ``dark``; default ``axes`` when it has as many dimensions as ``image``, else
+        ``YX`` (2D) or ``ZYX`` (3D).
+    strict : bool
+        Raise :class:`UnreliableNoiseError` when the background's suggestion is not reliable (a
+        dark frame's is always used, its ``warnings`` kept in the analysis). ``False`` returns
+        it anyway (``structn2v train --mask auto`` warns and trains).
+
+    Returns
+    -------
+    MaskChosen
+        The analysis, its source in words, and the background tiles' corners and side.
+    """
+    from .axes import validate_axes
+    from .noise import analyze_noise, find_background
+
+    ax = validate_axes(axes, np.ndim(image))
+    if dark is not None:
+        noise_axes = dark_axes if dark_axes is not None else (ax if np.ndim(dark) == len(ax) else None)
+        return MaskChosen(analyze_noise(dark, axes=noise_axes), "the dark frame")
+    background = find_background(image, axes=ax)
+    n, t = len(background.regions), background.tile
+    chosen = MaskChosen(
+        analyze_noise(background.regions, axes=background.axes),
+        f"the {n} darkest, flattest {t}x{t} tiles of the image",
+        corners=list(background.corners),
+        tile=t,
+    )
+    if strict and not chosen.analysis.reliable:
+        raise UnreliableNoiseError(chosen)
+    return chosen
+
+
+def _train_config(time_s: float, config: TrainConfig | None, preview: bool) -> TrainConfig:
+    """``config``, or the default settings with a ``time_s`` budget (and the dock's preview rate)."""
+    from .config import TrainConfig, parse_duration
+    from .settings import SETTINGS
+
+    if config is not None:
+        return config
+    preview_every = next(s for s in SETTINGS if s.field == "preview_every").dock_default if preview else 0
+    return TrainConfig(steps=None, max_time_s=parse_duration(time_s), preview_every=preview_every)
+
+
+class _StopAgain:
+    """``should_stop`` for prediction after training: a stop that ended training is spent (the
+    model so far still denoises the image); only a new one, after ``should_stop`` has returned
+    False once, stops prediction. A caller with a persistent flag clears it on ``TrainDone`` to
+    allow a second stop."""
+
+    def __init__(self, should_stop: Callable[[], bool], spent: bool) -> None:
+        self.should_stop = should_stop
+        self.armed = not spent
+
+    def __call__(self) -> bool:
+        stop = bool(self.should_stop())
+        if not self.armed:
+            self.armed = not stop
+            return False
+        return stop
+
+
+def denoise_iter(
+    image: np.ndarray,
+    axes: str,
+    *,
+    dark: np.ndarray | None = None,
+    dark_axes: str | None = None,
+    mask: np.ndarray | str | None = None,
+    time_s: float | str = DEFAULT_TIME_S,
+    config: TrainConfig | None = None,
+    tta: bool = True,
+    tile: int | Sequence[int] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    preview_image: np.ndarray | None = None,
+) -> Iterator[DenoiseEvent]:
+    """Choose the mask, train on ``image`` and denoise it, yielding typed events.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        The noisy image (axes ``axes``); it is both the training data and what is denoised.
+    axes : str
+        Axes over ``STCZYX``, e.g. ``"YX"``, ``"ZYX"``, ``"SYX"``.
+    dark, dark_axes
+        A dark frame for the mask, and its axes (see :func:`choose_mask`).
+    mask : np.ndarray or str, optional
+        The blind mask (bool array or a ``WxH[xD]`` spec such as ``"9x1"``); skips the analysis.
+    time_s : float or str
+        Training budget: seconds or a duration such as ``"90s"``, ``"3m"`` (default 3 minutes).
+    config : TrainConfig, optional
+        All training settings, its budget included (``time_s`` is then not used).
+    tta : bool
+        Average the flips that keep the mask's orientation in prediction (4x slower, ~0.3 dB better).
+    tile : int or sequence, optional
+        Prediction tile side (default: :meth:`~napari_structn2v.model_io.StructN2VModel.predict_iter`'s).
+    should_stop : callable, optional
+        Returning True ends training; the model so far then denoises the image (unless no step
+        ran). A new stop during prediction (``should_stop`` returning False once after training,
+        then True; or True when training ended on its budget) ends prediction.
+    preview_image : np.ndarray, optional
+        Predicted during training as :class:`~napari_structn2v.events.Preview` events (axes
+        ``axes`` without S and T); without ``config``, every 50 steps (the dock's rate).
+
+    Yields
+    ------
+    MaskChosen (unless ``mask`` is given), then training's TrainStep, Validation, Preview and
+    TrainDone, then prediction's TileDone and PredictDone, and finally :class:`DenoiseDone`.
+
+    Raises
+    ------
+    UnreliableNoiseError
+        No ``mask`` and no ``dark``, and the background's suggestion is not reliable.
+    StructN2VError
+        Any other bad input (axes, data, settings), before training starts.
+    """
+    from .axes import validate_axes
+
+    ax = validate_axes(axes, np.ndim(image))
+    cfg = _train_config(time_s, config, preview_image is not None)  # a bad budget fails before the analysis
+    from .prediction import check_dtype, check_finite  # torch from here on
+
+    check_dtype(image)
+    check_finite(image)
+    if dark is not None:
+        check_dtype(dark, "the dark frame")
+        check_finite(dark, "the dark frame")
+    chosen = None
+    if mask is None:
+        chosen = choose_mask(image, ax, dark=dark, dark_axes=dark_axes)
+        mask = chosen.mask
+        yield chosen
+    done = yield from _train(image, ax, mask, cfg, should_stop, preview_image)
+    if done.step == 0:  # stopped before the first step
+        yield DenoiseDone(None, None, chosen, stopped=True)
+        return
+    predict_stop = _StopAgain(should_stop, spent=done.stopped) if should_stop is not None else None
+    kwargs = {"tile": tile} if tile is not None else {}
+    result, stopped = None, done.stopped
+    for event in done.model.predict_iter(image, ax, device=cfg.device, tta=tta, should_stop=predict_stop, **kwargs):
+        yield event
+        if isinstance(event, PredictDone):
+            result, stopped = event.image, stopped or event.stopped
+    yield DenoiseDone(result, done.model, chosen, stopped=stopped)
+
+
+def _train(image: np.ndarray, axes: str, mask: Any, cfg: TrainConfig, should_stop: Callable[[], bool] | None,
+           preview_image: np.ndarray | None) -> Iterator[Any]:
+    """Yield :func:`~napari_structn2v.training.train_iter`'s events; return its TrainDone."""
+    from .training import train_iter
+
+    done = None
+    for event in train_iter(image, axes, mask, cfg, should_stop=should_stop, preview_image=preview_image):
+        yield event
+        if isinstance(event, TrainDone):
+            done = event
+    return done
+
+
+def denoise(
+    image: np.ndarray,
+    axes: str,
+    *,
+    dark: np.ndarray | None = None,
+    time: float | str = DEFAULT_TIME_S,
+    mask: np.ndarray | str | None = None,
+    config: TrainConfig | None = None,
+    tta: bool = True,
+    callback: Callable[[DenoiseEvent], None] | None = None,
+    **kwargs: Any,
+) -> DenoiseResult:
+    """Denoise ``image`` with a StructN2V model trained on it: the mask from ``dark`` or the
+    image's background, ``time`` of training (``180``, ``"90s"``, ``"3m"``), then prediction.
+
+    Runs :func:`denoise_iter` to the end (its other keywords pass through: ``dark_axes``,
+    ``tile``, ``should_stop``, ``preview_image``); ``callback`` sees every event. A dark frame
+    whose analysis is not reliable is still used, with a
+    :class:`~napari_structn2v.errors.StructN2VWarning` per reason.
+
+    Examples
+    --------
+    >>> from napari_structn2v import denoise
+    >>> result = denoise(noisy, "YX", time="3m")          # doctest: +SKIP
+    >>> result.image, result.analysis.analysis.spec       # doctest: +SKIP
+    >>> result.model.save("model.pt")                     # doctest: +SKIP
+    """
+    done = None
+    for event in denoise_iter(image, axes, dark=dark, mask=mask, time_s=time, config=config, tta=tta, **kwargs):
+        if callback is not None:
+            callback(event)
+        if isinstance(event, MaskChosen):
+            for text in event.analysis.warnings:
+                warnings.warn(f"{event.source}: {text}", StructN2VWarning, stacklevel=2)
+        elif isinstance(event, DenoiseDone):
+            done = event
+    return DenoiseResult(done.image, done.model, done.analysis, done.stopped)
