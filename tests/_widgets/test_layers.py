@@ -28,12 +28,12 @@ def test_layer_pickers_are_magicgui_and_follow_the_layer_list(viewer, qtbot):
     assert all(isinstance(p, ComboBox) for p in pickers)
     viewer.add_image(structured_image(32), name="b")  # inserted
     assert names(predict.image_combo) == ["a", "b"] and names(noise.dark_combo) == ["", "a", "b"]
-    predict.image_combo.set_layer("b")
     train.layers.set_checked(["a", "b"])
+    predict.image_combo.set_layer("b")  # one image choice for all docks: b is checked in Train, which keeps a too
     viewer.layers["b"].name = "b renamed"  # renamed: listed under the new name, still chosen and checked
     assert names(predict.image_combo) == ["a", "b renamed"] and predict.image_combo.currentText() == "b renamed"
     assert predict.image_combo.native.currentText() == "b renamed"
-    assert train.layers.checked_names() == ["a", "b renamed"]
+    assert train.layers.checked_names() == ["a", "b renamed"] and predict.state.image == "b renamed"
     viewer.layers.move(1, 0)  # moved
     assert names(noise.source_combo) == ["b renamed", "a"]
     add_or_update_image(viewer, "display only", np.zeros((8, 8), np.float32))  # the plugin's helper layers stay out

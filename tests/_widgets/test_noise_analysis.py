@@ -27,7 +27,7 @@ def test_noise_roi_errors(viewer, qtbot, notes):
     roi.data = [np.array([[2.0, 40.0], [2.0, 44.0], [5.0, 44.0], [5.0, 40.0]])]  # too small
     assert noise.analyze() is None
     assert "too small" in notes["error"][-1]
-    assert "autocorrelation: img" not in viewer.layers
+    assert not noise.acf_view.shows_analysis
     assert_unchanged(viewer, before)
     noise.suggest()
     assert notes["warning"]
@@ -46,11 +46,12 @@ def test_noise_dark_frame_and_spectrum(viewer, qtbot, notes):
     noise.spectrum_check.setChecked(True)
     analysis = noise.analyze()
     assert analysis is not None and not notes["error"]
-    assert "autocorrelation: img" in viewer.layers and "power spectrum: img" in viewer.layers
-    # re-analysis reuses the layers
-    n = len(viewer.layers)
+    # drawn in the dock, never as layers (they cluttered the list and took over the dims slider)
+    assert noise.acf_view.shows_analysis and noise.acf_view.shows_spectrum
+    assert len(viewer.layers) == 2
+    noise.spectrum_check.setChecked(False)
     noise.analyze()
-    assert len(viewer.layers) == n
+    assert not noise.acf_view.shows_spectrum and len(viewer.layers) == 2
 
 
 def test_large_noise_region_is_analysed_off_the_gui_thread(viewer, qtbot, notes, monkeypatch):
@@ -68,7 +69,7 @@ def test_large_noise_region_is_analysed_off_the_gui_thread(viewer, qtbot, notes,
     noise.analyze()  # a second request while busy runs once the first ends
     qtbot.waitUntil(lambda: not noise.busy and noise.analysis is not None, timeout=30_000)
     qtbot.waitUntil(lambda: not noise.busy, timeout=30_000)
-    assert "autocorrelation: img" in viewer.layers and not notes["error"]
+    assert noise.acf_view.shows_analysis and not notes["error"]
     assert noise.analysis.mask.shape[-2] == 1 and noise.analysis.mask.shape[-1] > 1  # a horizontal line
 
 

@@ -62,15 +62,16 @@ def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     viewer.add_image(structured_image(64), name="img")
     before = snapshot(viewer)
 
-    # noise analysis: ROI rectangle over the pure-noise part -> autocorrelation layer
+    # noise analysis: ROI rectangle over the pure-noise part -> autocorrelation in the dock
     noise = open_widget(viewer, "Noise analysis")
     noise.source_combo.set_layer("img")
     noise.roi_button.click()
     roi = viewer.layers["noise ROI"]
     assert roi.mode == "add_rectangle"
     roi.add_rectangles(np.array([[2.0, 36.0], [62.0, 62.0]]))
-    qtbot.waitUntil(lambda: "autocorrelation: img" in viewer.layers, timeout=5000)
-    ac = np.asarray(viewer.layers["autocorrelation: img"].data)
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    assert noise.acf_view.shows_analysis
+    ac = np.asarray(noise.analysis.autocorrelation)
     assert np.unravel_index(np.argmax(ac), ac.shape) == tuple(s // 2 for s in ac.shape)
     assert noise.plot.points("X") == ac.shape[1] and noise.plot.points("Y") == ac.shape[0]
 
@@ -80,12 +81,10 @@ def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     mask = noise.state.mask
     assert mask.ndim == 2 and mask.shape[0] == 1 and mask.shape[1] > 1, mask.shape
     assert designer.width_spin.value() == mask.shape[1]
-    outline = viewer.layers["mask outline: img"]
-    assert type(outline).__name__ == "Shapes" and len(outline.data) == 1  # one row run: 1 rectangle
-    ac_layer = viewer.layers["autocorrelation: img"]
-    width = np.ptp(outline.data[0][:, -1]) / ac_layer.scale[-1]
-    assert width == pytest.approx(mask.shape[1])
-    assert "lag 0: img" in viewer.layers
+    # drawn over the autocorrelation in both docks, with no helper layers in the viewer
+    assert np.array_equal(designer.acf_view._mask, mask) and np.array_equal(noise.acf_view._mask, mask)
+    assert designer.acf_view.shows_analysis
+    assert [layer.name for layer in viewer.layers] == ["img", "noise ROI"]
 
     # training: preview layer appears, loss plot fills, the UI keeps turning
     train = open_widget(viewer, "Train", qtbot)
@@ -169,9 +168,9 @@ def test_3d_flow(viewer, qtbot, notes):
     roi = viewer.layers["noise ROI"]
     z = float(viewer.dims.point[0])
     roi.add_rectangles(np.array([[z, 1, 17], [z, 1, 31], [z, 31, 31], [z, 31, 17]], dtype=float))
-    qtbot.waitUntil(lambda: "autocorrelation: vol" in viewer.layers, timeout=5000)
-    ac = viewer.layers["autocorrelation: vol"].data
-    assert ac.ndim == 3
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=5000)
+    ac = noise.analysis.autocorrelation
+    assert ac.ndim == 3 and noise.acf_view.shows_analysis
     mask = noise.suggest()
     assert mask.ndim == 3 and mask.shape[1] > 1 and mask.shape[2] == 1, mask.shape
 

@@ -32,5 +32,7 @@ def test_one_image_choice_for_every_dock(viewer, qtbot):
     assert noise.source_combo.currentText() == "a" and train.layers.checked_names() == ["a"]
     train.layers.set_checked(["b", "a"])  # several layers to train on: the first is the shared one
     assert noise.state.image == "a" and predict.image_combo.currentText() == "a"
+    predict.image_combo.set_layer("b")  # checked already: Train keeps both
+    assert train.layers.checked_names() == ["a", "b"] and noise.source_combo.currentText() == "b"
     noise.dark_combo.set_layer("dark")
     assert noise.state.dark == "dark"

@@ -37,6 +37,7 @@ def share_layer_choice(owner: Any, combo: Any, field: str) -> None:
 
     combo.changed.connect(to_state)
     owner._listen(getattr(state.events, field), from_state)
+    _follow_renames(owner, to_state)
     shared = getattr(state, field)
     if shared and find_layer(owner.viewer, shared) is not None:
         from_state(shared)
@@ -46,8 +47,8 @@ def share_layer_choice(owner: Any, combo: Any, field: str) -> None:
 
 def share_layer_checklist(owner: Any, checklist: Any) -> None:
     """Keep a :class:`~._layers.LayerChecklist` (Train's images) and ``owner.state.image`` in step:
-    the first checked layer is the shared image; a shared image not yet checked becomes the only
-    checked one (several checked layers stay checked while the first of them is the shared one)."""
+    checking layers makes the first of them the shared image; a shared image chosen elsewhere that
+    is not checked becomes the only checked one (one that is, among several, changes nothing)."""
     state = owner.state
 
     def to_state() -> None:
@@ -56,13 +57,21 @@ def share_layer_checklist(owner: Any, checklist: Any) -> None:
             state.image = names[0]
 
     def from_state(name: str) -> None:
-        names = checklist.checked_names()
-        if name and (not names or names[0] != name) and find_layer(owner.viewer, name) is not None:
+        layer = find_layer(owner.viewer, name) if name else None
+        # by identity: during a rename the list may still show the old name
+        if layer is not None and not any(checked is layer for checked in checklist.layers()):
             checklist.set_checked([name])
 
-    checklist.selection_changed.connect(to_state)
+    checklist.checks_changed.connect(to_state)  # not on a refresh: a rename or a new layer is no choice
     owner._listen(state.events.image, from_state)
     if state.image and find_layer(owner.viewer, state.image) is not None:
         from_state(state.image)
     else:
         to_state()
+
+
+def _follow_renames(owner: Any, to_state: Any) -> None:
+    """A renamed layer keeps its place in the pickers; its new name goes to the state."""
+    renamed = getattr(owner.viewer.layers.events, "renamed", None)  # napari >= 0.4.19
+    if renamed is not None:
+        owner._listen(renamed, lambda *_: to_state())

@@ -239,6 +239,8 @@ class LayerChecklist(QListWidget, _LayerWatcher):
     """
 
     selection_changed = Signal()
+    #: the check marks were changed by the user or by :meth:`set_checked` (not by a refresh)
+    checks_changed = Signal()
 
     def __init__(
         self, viewer: napari.Viewer, kinds: Sequence[str] = ("image",), parent: QWidget | None = None
@@ -246,7 +248,7 @@ class LayerChecklist(QListWidget, _LayerWatcher):
         super().__init__(parent)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setMaximumHeight(90)
-        self.itemChanged.connect(lambda _item: self.selection_changed.emit())
+        self.itemChanged.connect(lambda _item: (self.selection_changed.emit(), self.checks_changed.emit()))
         self._watch(viewer, kinds)
         self.refresh()
 
@@ -291,6 +293,7 @@ class LayerChecklist(QListWidget, _LayerWatcher):
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
         self.blockSignals(False)
         self.selection_changed.emit()
+        self.checks_changed.emit()
 
 
 # docks that fit a laptop screen ----------------------------------------------------------------

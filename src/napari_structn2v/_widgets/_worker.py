@@ -94,6 +94,10 @@ class StopFlag:
     def set(self) -> None:
         self._event.set()
 
+    def clear(self) -> None:
+        """Arm the flag again (a job with two stoppable phases: the first stop is spent)."""
+        self._event.clear()
+
     def __call__(self) -> bool:
         return self._event.is_set()
 

@@ -1,6 +1,6 @@
 """Blind mask designer dock widget: sizes, a clickable grid, presets, overlay, save/load.
 
-The grid is ``_mask_grid``'s, the outline over the autocorrelation ``_mask_overlay``'s.
+The grid is ``_mask_grid``'s; the mask is drawn over the last autocorrelation by ``_acf_view``.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from qtpy.QtWidgets import (
 
 from .. import masks
 from ..errors import StructN2VError
+from ._acf_view import AutocorrView
 from ._layers import install_scroll_layout, notify_warning, report_error
 from ._mask_grid import MaskGrid
-from ._mask_overlay import show_mask_overlay
 from ._state import get_state
 from ._worker import CleanupMixin
 
@@ -53,7 +53,6 @@ class BlindMaskWidget(CleanupMixin, QWidget):
         self.three_d.toggled.connect(self._on_sizes)
         self.plane_spin.valueChanged.connect(self._refresh_grid)
         self.grid.toggled.connect(self._on_toggle)
-        self.overlay_check.toggled.connect(self.update_overlay)
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
         self._listen(self.state.events.mask, self._on_state_mask)
@@ -85,8 +84,7 @@ class BlindMaskWidget(CleanupMixin, QWidget):
             button = QPushButton(name)
             button.clicked.connect(slot)
             self.preset_buttons[name] = button
-        self.overlay_check = QCheckBox("Show over the autocorrelation")
-        self.overlay_check.setChecked(True)
+        self.acf_view = AutocorrView()
         self.save_button = QPushButton("Save mask…")
         self.load_button = QPushButton("Load mask…")
 
@@ -115,7 +113,7 @@ class BlindMaskWidget(CleanupMixin, QWidget):
         layout.addWidget(self.grid, 1)
         layout.addLayout(plane_row)
         layout.addWidget(self.spec_label)
-        layout.addWidget(self.overlay_check)
+        layout.addWidget(self.acf_view)
         layout.addLayout(files)
         layout.addStretch(1)
         install_scroll_layout(self, layout)
@@ -236,10 +234,9 @@ class BlindMaskWidget(CleanupMixin, QWidget):
 
     # overlay -----------------------------------------------------------------------
     def update_overlay(self, *args: Any) -> None:
-        """Draw the mask over the autocorrelation layer of the last analysed image."""
-        source = self.state.analysis_source
-        if source and self.state.mask is not None:
-            show_mask_overlay(self.viewer, source, self.mask, self.overlay_check.isChecked())
+        """Draw the mask over the last noise analysis' autocorrelation (in the dock)."""
+        self.acf_view.set_analysis(self.state.analysis)
+        self.acf_view.set_mask(self.state.mask)
 
     # files -------------------------------------------------------------------------
     def save_mask(self, path: str | Path) -> bool:

@@ -27,11 +27,13 @@ from superqt.utils import qdebounced
 from .. import noise
 from ..errors import StructN2VError
 from ..masks import describe_mask
+from ._acf_view import AutocorrView
 from ._choice import share_layer_choice
 from ._job import JobWidget
 from ._layers import (
     LayerCombo,
     find_layer,
+    hide_form_row,
     install_scroll_layout,
     layer_array,
     layer_axes,
@@ -41,7 +43,7 @@ from ._layers import (
     notify_warning,
     report_error,
 )
-from ._noise_display import report_text, show_analysis_layers, verdict_text
+from ._noise_display import report_text, verdict_text
 from ._noise_roi import ROI_LAYER, background_rectangles, current_plane, roi_crops
 from ._plot import LinePlot
 from ._signals import Connections
@@ -63,9 +65,9 @@ DEFAULT_Z_RANGE = 3
 class NoiseAnalysisWidget(JobWidget):
     """Analyse the noise of an image: a rectangle ROI on an empty area, or a dark-frame layer.
 
-    Shows the normalised autocorrelation as ``"<source> autocorrelation"`` (beside the image,
-    zoomed), its line profiles in the widget, optionally the power spectrum, and pushes the
-    suggested blind mask to the shared state.
+    Shows the normalised autocorrelation with the blind mask's outline, its line profiles and
+    optionally the power spectrum in the dock (no layers are added), and pushes the suggested
+    blind mask to the shared state.
     """
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None):
@@ -119,6 +121,7 @@ class NoiseAnalysisWidget(JobWidget):
         self.max_lag.setValue(16)
         self.spectrum_check = QCheckBox("Show power spectrum")
         self.analyze_button = QPushButton("Analyse")
+        self.acf_view = AutocorrView()
         self.plot = LinePlot("Autocorrelation profiles (lag in pixels)")
         self.report = QLabel("Draw a rectangle on an area without structure, or pick a dark frame.")
         self.report.setWordWrap(True)
@@ -150,8 +153,9 @@ class NoiseAnalysisWidget(JobWidget):
         layout = QVBoxLayout()
         layout.addLayout(form)
         layout.addLayout(buttons)
-        layout.addWidget(self.report)
         layout.addWidget(self.verdict)
+        layout.addWidget(self.acf_view)
+        layout.addWidget(self.report)
         layout.addWidget(self.plot)
         layout.addStretch(1)
         install_scroll_layout(self, layout)
@@ -167,6 +171,8 @@ class NoiseAnalysisWidget(JobWidget):
         self.max_lag.valueChanged.connect(self.schedule)
         self.z_range.valueChanged.connect(self.schedule)
         self._listen(self.viewer.layers.events.removed, self._on_layer_removed)
+        self._listen(self.state.events.mask, self.acf_view.set_mask)
+        self.acf_view.set_mask(self.state.mask)
 
     def _pick_dark(self, *args: Any) -> None:
         """Offer a layer called '...dark...' as the dark frame; never the image being analysed."""
@@ -353,7 +359,8 @@ class NoiseAnalysisWidget(JobWidget):
         return layer_array(dark), layer_axes(dark)
 
     def _show(self, source: Any, analysis: Any, spectrum: np.ndarray | None) -> None:
-        show_analysis_layers(self.viewer, source, analysis, spectrum)
+        self.acf_view.set_analysis(analysis)  # in the dock: no layers added to the viewer
+        self.acf_view.set_spectrum(spectrum)
         self.plot.clear()
         for letter, profile in analysis.profiles.items():
             half = profile.size // 2
@@ -376,6 +383,11 @@ class NoiseAnalysisWidget(JobWidget):
         self.state.mask = mask
         notify_info(f"Blind mask set to the suggestion {describe_mask(mask)}.")
         return mask
+
+    def embed(self) -> None:
+        """Inside the StructN2V dock: the image is chosen once there, so this dock's picker goes."""
+        hide_form_row(self._form, self.source_combo.native)
+        hide_form_row(self._form, self.dark_combo.native)
 
     # cleanup -----------------------------------------------------------------------
     def cleanup(self) -> None:

@@ -37,6 +37,7 @@ from ._job import JobWidget
 from ._layers import (
     LayerCombo,
     describe_error,
+    hide_form_row,
     install_scroll_layout,
     layer_axes,
     layer_data,
@@ -382,6 +383,10 @@ class PredictWidget(BmzExportMixin, JobWidget):
         self._close_activity()
         if self._output is not None:
             self._output.refresh()
+
+    def embed(self) -> None:
+        """Inside the StructN2V dock: the image is chosen once there, so this dock's picker goes."""
+        hide_form_row(self._form, self.image_combo.native)
 
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:

@@ -32,6 +32,7 @@ from ._job import JobWidget
 from ._layers import (
     LayerChecklist,
     describe_error,
+    hide_form_row,
     install_scroll_layout,
     layer_array,
     layer_axes,
@@ -264,6 +265,10 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
     def resume(self) -> Any:
         """Continue training the current model for the number of steps set."""
         return self.start(resume=True)
+
+    def embed(self) -> None:
+        """Inside the StructN2V dock: the image is chosen once there, so this dock's picker goes."""
+        hide_form_row(self._form, self.layers)
 
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
