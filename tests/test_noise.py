@@ -284,3 +284,20 @@ def test_noise_correlated_along_two_axes_keeps_its_mask():
     assert aniso.contamination < MAX_CONTAMINATION and aniso.reliable
     blob = analyze_noise(ndimage.gaussian_filter(rng.normal(size=(256, 256)), 0.7))
     assert blob.spec == "3x3" and blob.reliable
+
+
+def test_background_of_a_volume_is_searched_in_slabs_and_trusted():
+    """Tiles through the whole depth of the 3D sample all held some cell: the best of them gave 13 %
+    smooth signal and an analysis that called itself unreliable. 8-slice tiles find empty slabs."""
+    from napari_structn2v.noise import analyze_noise, find_background
+    from napari_structn2v.synthetic import make_sample
+
+    s = make_sample("3d", seed=0)
+    background = find_background(s["noisy"], axes="ZYX")
+    assert background.depth == 8 and len(background.z_starts) == len(background.regions)
+    assert {r.shape for r in background.regions} == {(8, 32, 32)}
+    analysis = analyze_noise(background.regions, axes=background.axes)
+    assert analysis.reliable, analysis.warnings
+    assert analysis.mask.shape == analyze_noise(s["dark"], axes="ZYX").mask.shape  # the dark frame's mask
+    flat = find_background(s["noisy"], axes="ZYX", tile_z=64)  # the old whole-depth tiles
+    assert not analyze_noise(flat.regions, axes=flat.axes).reliable

@@ -206,3 +206,19 @@ def test_drawing_a_roi_with_the_mouse_raises_no_false_error(make_napari_viewer, 
     assert ys.max() - ys.min() > 30 and xs.max() - xs.min() > 50
     assert noise.analysis.n_pixels > 30 * 50
     qtbot.waitUntil(lambda: roi.mode == "pan_zoom", timeout=2000)
+
+
+def test_find_background_on_the_3d_sample_is_reliable_and_agrees_with_train(viewer, qtbot, notes):
+    layers = viewer.open_sample("napari-structn2v", "structured_noise_3d")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer(layers[0].name)
+    noise.mode_roi.setChecked(True)
+    background = noise.find_background()
+    assert background is not None
+    zs = {float(np.asarray(r)[0, 0]) for r in viewer.layers["noise ROI"].data}
+    assert zs == {z + background.depth // 2 for z in background.z_starts}  # each on its slab
+    qtbot.waitUntil(lambda: noise.analysis is not None, timeout=10_000)
+    assert noise.analysis.reliable and "Reliable" in noise.verdict.text()
+    assert "2D network over the slices" in noise.verdict.text() and "nothing to change" in noise.verdict.text()
+    assert "SYX" not in noise.verdict.text()  # no advice to retrain as SYX: Train does the 2D net itself
+    assert not notes["error"], notes["error"]

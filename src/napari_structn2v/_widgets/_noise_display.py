@@ -21,6 +21,8 @@ def report_text(analysis: Any) -> str:
 def verdict_text(analysis: Any) -> str:
     """What to make of an analysis: its reliability warnings, and the Z advice for 3D masks."""
     lines = [f"⚠ {w[0].upper()}{w[1:]}." for w in getattr(analysis, "warnings", [])]
+    if not lines:
+        lines.append("✓ Reliable: enough pixels, no signal detected.")
     mask = np.asarray(analysis.mask)
     if mask.ndim == 3 and mask.shape[0] == 1 and analysis.autocorrelation.shape[0] > 1:
         # what the core does with such a mask (zcontext.network_mask): Train needs no other setting
@@ -28,6 +30,4 @@ def verdict_text(analysis: Any) -> str:
             f"The noise is independent across Z: Train fits a 2D network over the slices with the "
             f"{mask.shape[2]}x{mask.shape[1]} mask (faster than a 3D one); nothing to change."
         )
-    if not lines:
-        lines.append("✓ Reliable: enough pixels, no signal detected.")
     return "\n".join(lines)

@@ -106,7 +106,11 @@ def background_rectangles(background: Any, lead: list[float], ndim: int) -> list
     before Y and X (the current slice)."""
     t = background.tile
     rects = []
-    for y, x in background.corners:
+    z_starts = background.z_starts or [None] * len(background.corners)
+    for (y, x), z in zip(background.corners, z_starts):
+        before = list(lead)
+        if z is not None and before:  # a volume's tile: the rectangle on its middle slice
+            before[-1] = z + background.depth // 2
         corners = [(y - 0.5, x - 0.5), (y - 0.5, x + t - 0.5), (y + t - 0.5, x + t - 0.5), (y + t - 0.5, x - 0.5)]
-        rects.append(np.array([[*lead, *c] for c in corners], dtype=float)[:, -ndim:])
+        rects.append(np.array([[*before, *c] for c in corners], dtype=float)[:, -ndim:])
     return rects
