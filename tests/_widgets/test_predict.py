@@ -164,3 +164,25 @@ def test_predict_lazy_input_to_a_neighbour_slice_model(viewer, qtbot):
     assert predict._lazy_axes(model, da.from_array(vol, chunks=(1, 32, 32)), None) == "ZYX"
     with pytest.raises(AxesError, match="Z axis"):
         predict._lazy_axes(model, da.from_array(vol[0]), "YX")
+
+
+def test_streamed_tiles_redraw_only_the_slice_on_view(viewer):
+    """A redraw costs the GUI thread 30-60 ms; tiles of slices the user is not looking at need none."""
+    from napari_structn2v._widgets._predict_output import PredictOutput
+    from napari_structn2v.events import TileDone
+
+    source = viewer.add_image(np.zeros((8, 16, 16), np.float32), name="vol")
+    viewer.dims.set_current_step(0, 5)
+    out = PredictOutput(viewer, source, (8, 16, 16))
+    redraws = []
+    out.layer.refresh = lambda *a, **k: redraws.append(1)
+    tile = np.ones((2, 16, 16), np.float32)
+    out.write(TileDone(0, 4, (slice(0, 2), slice(0, 16), slice(0, 16)), tile))
+    out.refresh()
+    assert not redraws  # slices 0-1: not on view, no redraw, yet the data is in the layer
+    assert np.all(out.layer.data[0:2] == 1)
+    out.write(TileDone(1, 4, (slice(4, 6), slice(0, 16), slice(0, 16)), tile))
+    out.refresh()
+    assert len(redraws) == 1  # slice 5 is on view
+    out.refresh()
+    assert len(redraws) == 1  # nothing new since

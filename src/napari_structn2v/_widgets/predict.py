@@ -46,7 +46,7 @@ from ._layers import (
     report_error,
 )
 from ._predict_export import BmzExportMixin
-from ._predict_output import TEMP_STORE_KEY, Discard, PredictOutput
+from ._predict_output import REFRESH_MS, TEMP_STORE_KEY, Discard, PredictOutput
 from ._worker import guard_slot, on_click
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ if TYPE_CHECKING:
 # TEMP_STORE_KEY: where callers have always found the metadata key of a temporary zarr output
 __all__ = ["PredictWidget", "TEMP_STORE_KEY"]
 
-#: at most one output-layer refresh per this many milliseconds while tiles stream in
-REFRESH_MS = 100
 
 
 @dataclass
@@ -341,8 +339,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
             self._output.write(event)
             if self._activity is None:
                 self._activity = napari_progress(total=event.total, desc="StructN2V prediction")
-            self._activity.update(1)
-            self._refresh_view()
+            self._refresh_view()  # the activity bar too: one update per tile cost a repaint each
         elif isinstance(event, PredictDone):
             self._refresh_view.cancel()
             self._show_progress()
@@ -366,6 +363,8 @@ class PredictWidget(BmzExportMixin, JobWidget):
         elapsed = max(time.perf_counter() - self._started_at, 1e-9)
         self.progress.setRange(0, max(1, self.tiles_total))
         self.progress.setValue(self.tiles_done)
+        if self._activity is not None and self.tiles_done > self._activity.n:
+            self._activity.update(self.tiles_done - self._activity.n)
         if self._streaming:  # a throttled call can land after the final Done/Stopped/Failed text
             self.status.setText(f"tile {self.tiles_done}/{self.tiles_total} · {self.tiles_done / elapsed:.1f} tiles/s")
 

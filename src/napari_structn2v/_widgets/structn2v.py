@@ -39,7 +39,7 @@ from ._choice import share_layer_choice
 from ._form import SECONDS_PER, TIME_UNITS
 from ._job import JobWidget
 from ._layers import LayerCombo, describe_error, layer_array, layer_axes, notify_error, notify_info
-from ._predict_output import PredictOutput, output_layer_name
+from ._predict_output import REFRESH_MS, PredictOutput, output_layer_name
 from ._worker import on_click
 from .mask_designer import BlindMaskWidget
 from .noise_analysis import NoiseAnalysisWidget
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 #: the Auto-denoise budget the dock starts with: 3 minutes give the 2D dev set about 3000 steps on
 #: 2 CPU cores, past the knee of its PSNR curve; seconds allow a first 30 s try
 START_UNIT, START_BUDGET = "minutes", 3
-#: at most one output-layer refresh per this many milliseconds while tiles stream in
-REFRESH_MS = 100
 #: share of the progress bar for training (the mask takes a moment before it, prediction the rest)
 TRAIN_SHARE = 85
 
