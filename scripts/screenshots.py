@@ -1,11 +1,13 @@
-"""Make the README screenshots: run the plugin on the 2D sample and grab each widget and the window.
+"""Make the README screenshots: the StructN2V dock on both samples, at a laptop's 1366x768.
 
-Run under a virtual display::
+Run under a virtual display of that size::
 
-    xvfb-run -a python scripts/screenshots.py [--out docs/screenshots] [--steps 300]
+    xvfb-run -a -s "-screen 0 1366x768x24" python scripts/screenshots.py [--out docs/screenshots] [--seconds 60]
 
-Writes one PNG per widget (``noise_analysis``, ``blind_mask``, ``train``, ``predict``), two of the whole
-window (``window_noise_analysis``, ``window_predict``) and ``before_after.png`` (noisy | StructN2V | clean).
+Writes the whole window after Auto-denoise on the 2D sample (``window_auto_denoise.png``) and on
+the 3D sample (``window_3d.png``), the dock with each step's tab in front (``tab_noise.png``,
+``tab_mask.png``, ``tab_train.png``, ``tab_predict.png``) and ``before_after.png`` (noisy |
+StructN2V | clean). Real training: ``--seconds`` of Auto-denoise's budget per sample.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 PLUGIN = "napari-structn2v"
 
 
-def wait_until(condition, timeout: float = 600.0) -> None:
+def wait_until(condition, timeout: float = 900.0) -> None:
     """Process Qt events until ``condition()`` is true (a script, so a plain polling loop)."""
     from qtpy.QtWidgets import QApplication
 
@@ -33,95 +37,59 @@ def settle(seconds: float = 0.5) -> None:
     wait_until(lambda: time.perf_counter() > end)
 
 
-def bring_to_front(dock) -> None:
-    """Select a tabified dock widget's tab."""
-    from qtpy.QtWidgets import QTabBar
+def laptop_viewer():
+    """A napari window of 1366x768 with the StructN2V dock."""
+    import napari
 
-    window = dock.parentWidget()
-    title = dock.windowTitle()
-    for bar in window.findChildren(QTabBar):
-        for i in range(bar.count()):
-            if bar.tabText(i) == title:
-                bar.setCurrentIndex(i)
-    dock.raise_()
-    settle(0.3)
+    viewer = napari.Viewer(title="napari-structn2v")
+    window = viewer.window._qt_window
+    window.showNormal()
+    window.resize(1366, 768)
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "StructN2V")
+    return viewer, widget
+
+
+def auto_denoise(viewer, widget, sample: str, seconds: int) -> None:
+    """Open ``sample`` and run Auto-denoise on it with its dark frame, for ``seconds`` of training."""
+    viewer.open_sample(PLUGIN, sample)
+    wait_until(lambda: widget.train.devices_ready)
+    widget.budget_unit.setCurrentText("seconds")
+    widget.budget.setValue(seconds)
+    widget.start()
+    wait_until(lambda: not widget.running)
+    if widget.result_event is None or getattr(widget.result_event, "image", None) is None:
+        raise RuntimeError(f"Auto-denoise did not finish on {sample}: {widget.status.text()}")
+
+
+def save_window(viewer, path: Path) -> None:
+    import imageio.v3 as iio  # a napari dependency
+
+    settle()
+    iio.imwrite(path, viewer.screenshot(canvas_only=False, flash=False))
+    print(f"wrote {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "screenshots"))
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--seconds", type=int, default=60, help="Auto-denoise's training budget per sample")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    import napari
-    import numpy as np
-
-    viewer = napari.Viewer(title="napari-structn2v")
-    viewer.window.resize(1500, 950)
-    viewer.open_sample(PLUGIN, "structured_noise_2d")
-    noisy, dark = "2D structured noise", "2D dark frame"
-
-    docks = {}
-    for name in ("Noise analysis", "Blind mask", "Train", "Predict"):
-        docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
-    widgets = {name: w for name, (_d, w) in docks.items()}
-    noise, designer, train, predict = (widgets[n] for n in ("Noise analysis", "Blind mask", "Train", "Predict"))
-
-    def save_window(name: str, front: str | None = None) -> None:
-        import imageio.v3 as iio  # a napari dependency
-
-        settle()
-        if front is not None:  # late events (notifications, activity) can re-select another tab
-            bring_to_front(docks[front][0])
-        iio.imwrite(out / name, viewer.screenshot(canvas_only=False, flash=False))
-        print(f"wrote {out / name}")
-
-    # 1. noise analysis: a ROI drawn on the image; the analysis of the dark frame (pure noise)
-    noise.source_combo.set_layer(noisy)
-    roi = noise.add_roi_layer()
-    roi.add_rectangles(np.array([[20.0, 20.0], [90.0, 120.0]]))
-    roi.mode = "pan_zoom"
-    noise.mode_dark.setChecked(True)
-    noise.dark_combo.set_layer(dark)
-    noise.spectrum_check.setChecked(True)
-    noise.analyze()
-    noise.suggest()
+    # 2D: Auto-denoise, the result beside nothing else; the Noise tab shows the mask it chose
+    viewer, widget = laptop_viewer()
+    auto_denoise(viewer, widget, "structured_noise_2d", args.seconds)
+    noisy = "2D structured noise"
+    viewer.layers[noisy].visible = False
     viewer.reset_view()
-    bring_to_front(docks["Noise analysis"][0])
-    save_window("window_noise_analysis.png", "Noise analysis")
-
-    # 2. train briefly with the suggested mask, live preview on
-    wait_until(lambda: train.devices_ready)
-    train.layers.set_checked([noisy])
-    train.steps.setValue(args.steps)
-    train.patch.setValue(64)
-    train.batch.setValue(8)
-    train.preview_every.setValue(25)
-    train.device.setCurrentText("cpu")
-    train.start()
-    wait_until(lambda: not train.running)
-
-    # 3. predict the whole image, streamed tile by tile
-    wait_until(lambda: predict.devices_ready)
-    predict.image_combo.set_layer(noisy)
-    predict.tile.setValue(128)
-    predict.start()
-    wait_until(lambda: not predict.running)
-
-    for name, widget in widgets.items():
-        bring_to_front(docks[name][0])
-        path = out / f"{name.lower().replace(' ', '_')}.png"
-        widget.grab().save(str(path))
-        print(f"wrote {path}")
-
-    # the result: denoised output aligned with the source, Predict dock in front
-    for layer in viewer.layers:
-        layer.visible = layer.name == f"{noisy} (StructN2V)"
-    viewer.reset_view()
-    bring_to_front(docks["Predict"][0])
-    save_window("window_predict.png", "Predict")
+    widget.tabs.setCurrentWidget(widget.noise)
+    save_window(viewer, out / "window_auto_denoise.png")
+    for index, name in enumerate(("noise", "mask", "train", "predict")):
+        widget.tabs.setCurrentIndex(index)
+        settle(0.3)
+        widget.grab().save(str(out / f"tab_{name}.png"))
+        print(f"wrote {out / f'tab_{name}.png'}")
 
     # before / after strip (noisy | StructN2V | clean), each in the clean image's display range
     from napari_structn2v.synthetic import make_sample
@@ -137,6 +105,16 @@ def main() -> None:
 
     iio.imwrite(out / "before_after.png", np.concatenate(strip[:-1], axis=1))
     print(f"wrote {out / 'before_after.png'}")
+    viewer.close()
+
+    # 3D: the same on the volume, looking at its middle slice
+    viewer, widget = laptop_viewer()
+    auto_denoise(viewer, widget, "structured_noise_3d", args.seconds)
+    viewer.layers["3D structured noise"].visible = False
+    viewer.dims.set_current_step(0, 16)
+    viewer.reset_view()
+    widget.tabs.setCurrentWidget(widget.noise)
+    save_window(viewer, out / "window_3d.png")
     viewer.close()
 
 

@@ -179,3 +179,11 @@ def test_every_step_fits_a_laptop_screen_with_nothing_clipped(make_napari_viewer
         right = control.mapTo(widget, QPoint(0, 0)).x() + control.width()
         assert right <= widget.width(), (control, right, widget.width())
     assert dock.width() < 1366 // 2
+
+
+def test_a_sample_opened_after_the_dock_offers_its_dark_frame(make_napari_viewer, qtbot):
+    viewer, _dock, widget = laptop_viewer(make_napari_viewer, qtbot)
+    viewer.open_sample(PLUGIN, "structured_noise_2d")
+    assert widget.image_combo.currentText() == "2D structured noise"
+    assert widget.dark_combo.currentText() == "2D dark frame" and widget.state.dark == "2D dark frame"
+    assert widget.noise.mode_dark.isChecked()

@@ -140,7 +140,7 @@ class AutocorrView(QWidget):
         for lag in (-hy, 0, hy):
             y = area.top() + (lag + hy + 0.5) * cell_h
             p.drawText(QRectF(0, y - 7, MARGIN_LEFT - 3, 14), Qt.AlignmentFlag.AlignRight, f"{lag:+d}" if lag else "0")
-        p.drawText(QPointF(area.right() + 2, area.bottom() + 14), "X")
+        p.drawText(QPointF(area.right() + 4, area.bottom() - 2), "X")
         p.drawText(QPointF(2, area.top() - 3), "Y")
 
     def _draw_mask(self, p: QPainter, area: QRectF, ny: int, nx: int, cell_w: float, cell_h: float) -> None:

@@ -30,6 +30,8 @@ def share_layer_choice(owner: Any, combo: Any, field: str) -> None:
         if name == combo.currentText():
             return
         layer = find_layer(owner.viewer, name) if name else None
+        if layer is not None and layer not in combo.choices:
+            combo.refresh()  # a layer just inserted: another dock heard of it before this combo
         if layer is not None and layer in combo.choices:
             combo.value = layer
         elif not name and getattr(combo, "_nullable", False):
