@@ -32,8 +32,8 @@ __all__ = [
     "choose_mask", "denoise", "denoise_iter",
 ]
 
-#: default training budget (s): 3 minutes give the 2D dev set about 3000 steps on 2 CPU cores,
-#: past the knee of its PSNR curve (see the README's budget table)
+#: default training budget (s): the README's "3 minutes is a good first run on a laptop"; on the
+#: benchmarks' 2 CPU cores 210 s gave about 6000 steps, 32.50 dB on sparse2d_x (README, cosine row)
 DEFAULT_TIME_S = 180.0
 #: what :func:`UnreliableNoiseError` advises by default (the CLI names its options instead)
 ADVICE = "give a dark frame, draw a region that holds only noise, or pass the mask yourself"
@@ -162,7 +162,7 @@ def choose_mask(
     return chosen
 
 
-def _train_config(time_s: float, config: TrainConfig | None, preview: bool) -> TrainConfig:
+def _train_config(time_s: float | str, config: TrainConfig | None, preview: bool) -> TrainConfig:
     """``config``, or the default settings with a ``time_s`` budget (and the dock's preview rate)."""
     from .config import TrainConfig, parse_duration
     from .settings import SETTINGS

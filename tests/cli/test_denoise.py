@@ -106,9 +106,26 @@ def test_bad_options_fail_in_one_line_before_any_work(files, tmp_path, capsys, e
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.tif"]
 
 
-def test_missing_image(tmp_path, capsys):
-    assert _denoise(tmp_path / "nope.tif", "--out", tmp_path / "o.tif") == 2
-    assert "does not exist" in capsys.readouterr().err
+def test_bad_images(tmp_path, capsys):
+    image = make_sample("2d", seed=1, size=64)["noisy"]
+    image[5, 6] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", image)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((64, 64, 3), np.uint8), photometric="rgb")
+    np.save(tmp_path / "cplx.npy", np.zeros((64, 64), complex))
+    tifffile.imwrite(tmp_path / "tiny.tif", np.zeros((4, 4), np.float32))
+    cases = [
+        ("nope.tif", "does not exist"),
+        ("nan.tif", "1 NaN or infinite"),
+        ("rgb.tif", "looks like RGB"),
+        ("cplx.npy", "is complex"),
+        ("tiny.tif", "too small"),
+    ]
+    for name, message in cases:
+        assert _denoise(tmp_path / name, "--out", tmp_path / "o.tif", "--time", "1s") == 2, name
+        captured = capsys.readouterr()
+        assert captured.err.startswith("structn2v: error: ") and captured.err.count("\n") == 1, captured.err
+        assert message in captured.err and "Traceback" not in captured.err, captured.err
+        assert "step " not in captured.out and not (tmp_path / "o.tif").exists()
 
 
 def test_ctrl_c_stops_training_and_still_denoises_and_saves(files, tmp_path):

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, OutputError
+from ..pipeline import DEFAULT_TIME_S
 from . import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
 from ._train import TrainMeter, _InterruptFlag, _save_model
 
-#: the default of --time, as the user would type it
-DEFAULT_TIME = "3m"
+#: the default of --time, as the user would type it ("3m")
+DEFAULT_TIME = f"{DEFAULT_TIME_S / 60:g}m"
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
