@@ -2,6 +2,7 @@
 unreliable suggestion, an explicit mask, should_stop in training and prediction, the result and its model."""
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -11,12 +12,14 @@ from napari_structn2v.errors import StructN2VError, StructN2VWarning
 from napari_structn2v.events import PredictDone, TileDone, TrainDone, TrainStep
 from napari_structn2v.noise import analyze_noise, find_background
 from napari_structn2v.pipeline import (
+    MIN_STEPS,
     DenoiseDone,
     MaskChosen,
     UnreliableNoiseError,
     choose_mask,
     denoise,
     denoise_iter,
+    too_few_steps,
 )
 from napari_structn2v.synthetic import make_sample
 
@@ -122,12 +125,23 @@ def test_result_is_denoised_in_the_input_scale_and_the_model_is_usable(sample64,
 
 
 def test_time_budget_and_its_parsing(sample128):
-    result = denoise(sample128["noisy"], "YX", time="1s", mask="9x1", tta=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = denoise(sample128["noisy"], "YX", time="1s", mask="9x1", tta=False)
     cfg = result.model.config.training["config"]
     assert cfg["max_time_s"] == 1.0 and cfg["steps"] is None
-    assert result.model.config.training["steps_done"] >= 1
+    steps = result.model.config.training["steps_done"]
+    assert steps >= 1
+    # too few steps for a useful model (on a CPU, always in 1 s): the user is told
+    expected = [too_few_steps(steps)] if steps < MIN_STEPS else []
+    assert [str(w.message) for w in caught if issubclass(w.category, StructN2VWarning)] == expected
     with pytest.raises(StructN2VError, match="duration"):
         denoise(sample128["noisy"], "YX", time="3x")
+
+
+def test_too_few_steps():
+    assert too_few_steps(MIN_STEPS) is None and too_few_steps(MIN_STEPS * 10) is None
+    assert too_few_steps(MIN_STEPS - 1).startswith(f"only {MIN_STEPS - 1} training step(s) ran")
 
 
 def test_stop_before_the_first_step_gives_no_image(sample64):

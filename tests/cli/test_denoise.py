@@ -31,7 +31,13 @@ def test_dark_frame_end_to_end(files, tmp_path, capsys):
     assert f"blind mask {spec}, suggested by the dark frame {files / 'dark.tif'}" in captured.out
     assert "reliable" in captured.out and "axes guessed" in captured.out
     assert f"model saved to {model}" in captured.out and f"written to {out}" in captured.out
-    assert captured.err == ""
+    # 1 s is too short for a useful model, and the user is told so (one warning line, nothing else)
+    steps = load_model(model).config.training["steps_done"]
+    if steps < 200:
+        assert captured.err == f"warning: only {steps} training step(s) ran, and the default network needs about 200 " \
+            "to improve on its input; give it more time (or a faster device)\n"
+    else:
+        assert captured.err == ""
     noisy = tifffile.imread(files / "noisy.tif")
     result = tifffile.imread(out)
     assert result.shape == noisy.shape and result.dtype == np.float32
@@ -50,7 +56,8 @@ def test_background_mask_and_quiet(big, tmp_path, capsys):
     assert "axes guessed" not in captured.out
     assert np.load(out).shape == (128, 128)
     assert _denoise(big, "--out", out, "--time", "1s", "--overwrite", "-q") == 0
-    assert capsys.readouterr() == ("", "")
+    captured = capsys.readouterr()
+    assert captured.out == "" and all(line.startswith("warning: only ") for line in captured.err.splitlines())
 
 
 def test_unreliable_suggestion_stops_unless_a_mask_is_given(files, tmp_path, capsys):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, OutputError
-from ..pipeline import DEFAULT_TIME_S
+from ..pipeline import DEFAULT_TIME_S, too_few_steps
 from . import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
 from ._train import TrainMeter, _InterruptFlag, _save_model
@@ -166,5 +166,7 @@ def _trained(done: Any, args: argparse.Namespace, seconds: float) -> None:
         log.info("training stopped at step %d after %.0f s; denoising with the model so far", done.step, seconds)
     else:
         log.info("trained for %d step(s) in %.0f s", done.step, seconds)
+    if too_few_steps(done.step):
+        log.warning("%s", too_few_steps(done.step))
     if args.save_model:
         log.info("model saved to %s", _save_model(done.model, args.save_model))
