@@ -5,9 +5,9 @@ TRAIN = ["--axes", "YX", "--mask", "3x1", "--steps", "6", "--patch", "32", "--ba
          "--device", "cpu", "--val-fraction", "0.25"]
 
 
-def interrupt_after_first_step(*args: str) -> tuple[int, str, str]:
-    """Run ``structn2v ARGS`` in a subprocess, press Ctrl-C once its first step is printed, and return
-    its exit status, stdout and stderr."""
+def interrupt_after_first_step(*args: str, prefix: str = "step ") -> tuple[int, str, str]:
+    """Run ``structn2v ARGS`` in a subprocess, press Ctrl-C once it prints a line starting with
+    ``prefix`` (its first step), and return its exit status, stdout and stderr."""
     import os
     import signal
     import subprocess
@@ -19,7 +19,7 @@ def interrupt_after_first_step(*args: str) -> tuple[int, str, str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     line, lines = "", []
-    while not line.startswith("step ") and time.monotonic() < deadline:
+    while not line.startswith(prefix) and time.monotonic() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
         assert line or proc.poll() is None, proc.stderr.read()

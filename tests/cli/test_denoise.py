@@ -149,3 +149,18 @@ def test_ctrl_c_stops_training_and_still_denoises_and_saves(files, tmp_path):
     assert m.config.training["stopped"] is True and 1 <= m.config.training["steps_done"]
     assert tifffile.imread(out).shape == (64, 64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "out.tif"]  # no temporary file left
+
+
+def test_ctrl_c_in_prediction_abandons_the_image_and_keeps_the_model(tmp_path):
+    image = tmp_path / "big.tif"
+    tifffile.imwrite(image, make_sample("2d", seed=3, size=1024)["noisy"])  # 25 tiles of 256, with TTA: seconds
+    out, model = tmp_path / "out.tif", tmp_path / "m.pt"
+    returncode, stdout, stderr = interrupt_after_first_step(
+        "denoise", str(image), "--out", str(out), "--mask", "9x1", "--time", "1s", "--save-model", str(model),
+        "--device", "cpu", prefix="tile ",
+    )
+    assert returncode == 130, stderr
+    assert f"warning: the image was not denoised; the trained model is in {model}" in stderr
+    assert "structn2v: interrupted" in stderr and "Traceback" not in stderr
+    assert f"model saved to {model}" in stdout and load_model(model).config.training["stopped"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "m.pt"]  # no image, no temporary file
