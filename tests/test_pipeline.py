@@ -50,7 +50,7 @@ def test_dark_frame_gives_the_mask(sample64):
     assert isinstance(chosen, MaskChosen)
     assert chosen.source == "the dark frame" and chosen.corners is None and chosen.tile is None
     expected = analyze_noise(sample64["dark"], axes="YX")
-    assert chosen.analysis.spec == expected.spec == "11x1"
+    assert chosen.analysis.spec == chosen.spec == expected.spec == "11x1"
     done = events[-1]
     assert isinstance(done, DenoiseDone) and done.analysis is chosen and not done.stopped
     np.testing.assert_array_equal(done.model.mask, expected.mask)

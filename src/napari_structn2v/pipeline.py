@@ -63,6 +63,11 @@ class MaskChosen:
         """The suggested blind mask (bool, ``(H, W)`` or ``(D, H, W)``)."""
         return self.analysis.mask
 
+    @property
+    def spec(self) -> str | None:
+        """The suggested mask as a ``WxH[xD]`` spec, e.g. ``"11x1"``."""
+        return self.analysis.spec
+
 
 @dataclass(frozen=True)
 class DenoiseDone:
@@ -326,7 +331,7 @@ def denoise(
     --------
     >>> from napari_structn2v import denoise
     >>> result = denoise(noisy, "YX", time="3m")          # doctest: +SKIP
-    >>> result.image, result.analysis.analysis.spec       # doctest: +SKIP
+    >>> result.image, result.analysis.spec                # doctest: +SKIP
     >>> result.model.save("model.pt")                     # doctest: +SKIP
     """
     done = None

@@ -154,7 +154,7 @@ def _run(image: np.ndarray, axes: str, dark: Any, mask: Any, cfg: Any, args: arg
 def _show_mask(chosen: Any, args: argparse.Namespace) -> None:
     """The suggested mask, where it comes from, and how reliable it is."""
     source = f"the dark frame {args.dark}" if args.dark else chosen.source
-    log.info("blind mask %s, suggested by %s", chosen.analysis.spec, source)
+    log.info("blind mask %s, suggested by %s", chosen.spec, source)
     log.info("%s", chosen.analysis.reliability())
     _warn(chosen.analysis)
 
