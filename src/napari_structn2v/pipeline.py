@@ -29,12 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIME_S", "DenoiseDone", "DenoiseResult", "MaskChosen", "UnreliableNoiseError",
-    "choose_mask", "denoise", "denoise_iter",
+    "choose_mask", "denoise", "denoise_iter", "too_few_steps",
 ]
 
-#: default training budget (s): 3 minutes give the 2D dev set about 3000 steps on 2 CPU cores,
-#: past the knee of its PSNR curve (see the README's budget table)
+#: default training budget (s): the README's "3 minutes is a good first run on a laptop"; on the
+#: benchmarks' 2 CPU cores 210 s gave about 6000 steps, 32.50 dB on sparse2d_x (README, cosine row)
 DEFAULT_TIME_S = 180.0
+#: fewer training steps than this leave the default network worse than its input: on one dev2d_x
+#: image (mask 11x1, CPU, default settings) 100 steps gave 0.4 dB below the noisy input, 200 steps
+#: 9.7 dB above it (10, 25, 50 steps: 9.8, 8.7, 6.4 dB below)
+MIN_STEPS = 200
 #: what :func:`UnreliableNoiseError` advises by default (the CLI names its options instead)
 ADVICE = "give a dark frame, draw a region that holds only noise, or pass the mask yourself"
 
@@ -58,6 +62,11 @@ class MaskChosen:
     def mask(self) -> np.ndarray:
         """The suggested blind mask (bool, ``(H, W)`` or ``(D, H, W)``)."""
         return self.analysis.mask
+
+    @property
+    def spec(self) -> str | None:
+        """The suggested mask as a ``WxH[xD]`` spec, e.g. ``"11x1"``."""
+        return self.analysis.spec
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,16 @@ def choose_mask(
     return chosen
 
 
-def _train_config(time_s: float, config: TrainConfig | None, preview: bool) -> TrainConfig:
+def too_few_steps(steps: int) -> str | None:
+    """A warning sentence when ``steps`` steps of the default network are likely too few to improve
+    on the input (fewer than :data:`MIN_STEPS`), else None."""
+    if steps >= MIN_STEPS:
+        return None
+    return (f"only {steps} training step(s) ran, and the default network needs about {MIN_STEPS} to improve on "
+            f"its input; give it more time (or a faster device)")
+
+
+def _train_config(time_s: float | str, config: TrainConfig | None, preview: bool) -> TrainConfig:
     """``config``, or the default settings with a ``time_s`` budget (and the dock's preview rate)."""
     from .config import TrainConfig, parse_duration
     from .settings import SETTINGS
@@ -306,13 +324,14 @@ def denoise(
     Runs :func:`denoise_iter` to the end (its other keywords pass through: ``dark_axes``,
     ``tile``, ``should_stop``, ``preview_image``); ``callback`` sees every event. A dark frame
     whose analysis is not reliable is still used, with a
-    :class:`~napari_structn2v.errors.StructN2VWarning` per reason.
+    :class:`~napari_structn2v.errors.StructN2VWarning` per reason; a time budget too short for a
+    useful model (:func:`too_few_steps`) warns too.
 
     Examples
     --------
     >>> from napari_structn2v import denoise
     >>> result = denoise(noisy, "YX", time="3m")          # doctest: +SKIP
-    >>> result.image, result.analysis.analysis.spec       # doctest: +SKIP
+    >>> result.image, result.analysis.spec                # doctest: +SKIP
     >>> result.model.save("model.pt")                     # doctest: +SKIP
     """
     done = None
@@ -322,6 +341,8 @@ def denoise(
         if isinstance(event, MaskChosen):
             for text in event.analysis.warnings:
                 warnings.warn(f"{event.source}: {text}", StructN2VWarning, stacklevel=2)
+        elif isinstance(event, TrainDone) and config is None and event.step and too_few_steps(event.step):
+            warnings.warn(too_few_steps(event.step), StructN2VWarning, stacklevel=2)
         elif isinstance(event, DenoiseDone):
             done = event
     return DenoiseResult(done.image, done.model, done.analysis, done.stopped)

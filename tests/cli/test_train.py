@@ -1,11 +1,9 @@
 """``structn2v train`` (napari_structn2v.cli._train): masks from a spec, a file or the dark frame; Ctrl-C."""
-import subprocess
-import sys
-
 import numpy as np
 
 from napari_structn2v.cli import main
 from napari_structn2v.model_io import load_model
+from tests.cli.helpers import interrupt_after_first_step
 
 
 def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
@@ -23,25 +21,12 @@ def test_train_with_spec_ignores_dark_and_file_mask(files, tmp_path, capsys):
 
 
 def test_ctrl_c_in_train_saves_the_model_so_far(files, tmp_path):
-    import os
-    import signal
-    import time
-
     out = tmp_path / "stopped.pt"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "napari_structn2v.cli", "train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "3x1",
-         "--out", str(out), "--steps", "1000000", "--patch", "32", "--batch", "2", "--filters", "8", "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    returncode, _, stderr = interrupt_after_first_step(
+        "train", str(files / "noisy.tif"), "--axes", "YX", "--mask", "3x1",
+        "--out", str(out), "--steps", "1000000", "--patch", "32", "--batch", "2", "--filters", "8", "--device", "cpu",
     )
-    deadline = time.monotonic() + 120
-    line = ""
-    while not line.startswith("step ") and time.monotonic() < deadline:  # the first step is printed
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, proc.stderr.read()
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     model = load_model(out)
     assert model.config.training["stopped"] is True

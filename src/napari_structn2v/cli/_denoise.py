@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, OutputError
+from ..pipeline import DEFAULT_TIME_S, too_few_steps
 from . import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
 from ._train import TrainMeter, _InterruptFlag, _save_model
 
-#: the default of --time, as the user would type it
-DEFAULT_TIME = "3m"
+#: the default of --time, as the user would type it ("3m")
+DEFAULT_TIME = f"{DEFAULT_TIME_S / 60:g}m"
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     d.add_argument("--axes", help="axes of IMAGE over STCZYX (default: the file's, else YX for 2D, ZYX for 3D, ...)")
     d.add_argument("--mask", help="blind mask WxH[xD] (e.g. 9x1) or a mask file (.npy/.tif) instead of the suggested one")
     d.add_argument("--save-model", metavar="MODEL", help="also write the trained model here (e.g. model.pt)")
+    d.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     d.add_argument("--no-tta", action="store_true", help="predict in one pass instead of the mean over the flips "
                    "that keep the mask's orientation (4x faster, about 0.3 dB worse)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing --out or --save-model file")
@@ -81,7 +83,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, parse_duration
     from ..io import open_image, read_image
 
-    cfg = TrainConfig(steps=None, max_time_s=parse_duration(args.time))
+    cfg = TrainConfig(steps=None, max_time_s=parse_duration(args.time), device=args.device)
     _check_outputs(args)
     opened = open_image(args.image)
     image = np.asarray(opened.data)  # trained on whole: read once
@@ -152,7 +154,7 @@ def _run(image: np.ndarray, axes: str, dark: Any, mask: Any, cfg: Any, args: arg
 def _show_mask(chosen: Any, args: argparse.Namespace) -> None:
     """The suggested mask, where it comes from, and how reliable it is."""
     source = f"the dark frame {args.dark}" if args.dark else chosen.source
-    log.info("blind mask %s, suggested by %s", chosen.analysis.spec, source)
+    log.info("blind mask %s, suggested by %s", chosen.spec, source)
     log.info("%s", chosen.analysis.reliability())
     _warn(chosen.analysis)
 
@@ -165,5 +167,7 @@ def _trained(done: Any, args: argparse.Namespace, seconds: float) -> None:
         log.info("training stopped at step %d after %.0f s; denoising with the model so far", done.step, seconds)
     else:
         log.info("trained for %d step(s) in %.0f s", done.step, seconds)
+    if too_few_steps(done.step):
+        log.warning("%s", too_few_steps(done.step))
     if args.save_model:
         log.info("model saved to %s", _save_model(done.model, args.save_model))
