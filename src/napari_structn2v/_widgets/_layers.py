@@ -142,10 +142,23 @@ def add_or_update_image(
     else:
         layer.data = data
         for key, value in kwargs.items():
-            setattr(layer, key, value)
+            # each set of scale, translate or contrast re-slices and repaints (30-60 ms): a preview
+            # update that set all three again took 190-250 ms of the GUI thread while training
+            if not _same_value(getattr(layer, key, None), value):
+                setattr(layer, key, value)
     if keep_active and previous is not None and previous in viewer.layers:
         viewer.layers.selection.active = previous
     return layer
+
+
+def _same_value(current: Any, value: Any) -> bool:
+    """True when a layer attribute already holds ``value`` (numbers, sequences or names)."""
+    if isinstance(current, str) or isinstance(value, str):
+        return current == value or getattr(current, "name", None) == value
+    try:
+        return bool(np.array_equal(np.asarray(current, dtype=float), np.asarray(value, dtype=float)))
+    except (TypeError, ValueError):
+        return False
 
 
 # pickers -------------------------------------------------------------------------
