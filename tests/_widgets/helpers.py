@@ -76,3 +76,22 @@ def canvas_point(viewer, world_yx):
     cy, cx = camera.center[-2:]
     zoom = float(camera.zoom)
     return (widget.width() / 2 + (world_yx[1] - cx) * zoom, widget.height() / 2 + (world_yx[0] - cy) * zoom)
+
+
+def clipped_controls(page, window) -> list[tuple]:
+    """The buttons, combos, spin boxes and line edits of ``page`` (a dock or a tab) that stick out of
+    the visible width of its scroll area (or of the page itself when it does not scroll)."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtWidgets import QAbstractButton, QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLineEdit
+
+    area = page.findChild(QAbstractScrollArea)
+    frame = area.viewport() if area is not None else page
+    out = []
+    for control in page.findChildren((QAbstractButton, QComboBox, QAbstractSpinBox, QLineEdit)):
+        if not control.isVisibleTo(page) or control.window() is not window:
+            continue
+        left = control.mapTo(frame, QPoint(0, 0)).x()
+        if left < 0 or left + control.width() > frame.width():
+            out.append((type(control).__name__, getattr(control, "text", lambda: "")(), left,
+                        left + control.width(), frame.width()))
+    return out
