@@ -171,3 +171,12 @@ def test_a_sample_opened_after_the_dock_offers_its_dark_frame(make_napari_viewer
     assert widget.image_combo.currentText() == "2D structured noise"
     assert widget.dark_combo.currentText() == "2D dark frame" and widget.state.dark == "2D dark frame"
     assert widget.noise.mode_dark.isChecked()
+
+
+def test_closing_the_viewer_during_auto_denoise_stops_it(make_napari_viewer, qtbot, notes):
+    viewer, _dock, widget = laptop_viewer(make_napari_viewer, qtbot, "structured_noise_2d")
+    fast(widget, seconds=60)
+    worker = widget.start()
+    qtbot.waitUntil(lambda: widget.train.plot.points("train") > 0, timeout=60_000)
+    with qtbot.waitSignal(worker.finished, timeout=20_000):
+        viewer.close()
