@@ -294,7 +294,7 @@ RULES: dict[str, Rule] = {
     "batch_size": integer(1, 10**9),  # whether it fits in memory is checked by resources.py
     "lr": real(0, 1, lo_open=True),
     "schedule": choice("constant", "cosine"),
-    "masked_fraction": real(0, 0.5, lo_open=True),
+    "masked_fraction": real(0, 0.5, lo_open=True),  # at most half of each patch active; see check_masked_fraction
     "replacement": choice("segment", "random_pixel", "uniform"),
     "val_fraction": real(0, 0.5, hi_open=True),
     "val_every": integer(1),
@@ -315,6 +315,22 @@ RULES: dict[str, Rule] = {
     "pmin": real(0, 100),
     "pmax": real(0, 100),
 }
+
+#: the least share of each patch that the blind masks must leave visible to the network
+MIN_VISIBLE = 0.01
+
+
+def check_masked_fraction(fraction: float, mask_pixels: int) -> None:
+    """Raise :class:`ConfigError` when ``fraction`` active pixels, each hiding a mask of
+    ``mask_pixels``, would leave (about) no visible pixels: less than :data:`MIN_VISIBLE` of the
+    patch, estimated as ``(1 - fraction) ** mask_pixels``. 0.5 with a 1x1 mask leaves half, 0.34
+    with an 11x1 mask 1 %; the default 0.02 with 11x1 leaves 80 %."""
+    visible = (1.0 - fraction) ** mask_pixels
+    if visible < MIN_VISIBLE:
+        most = 1.0 - MIN_VISIBLE ** (1.0 / mask_pixels)
+        raise ConfigError("masked_fraction", f"{fraction:g} with a {mask_pixels}-pixel blind mask hides about "
+                          f"{100 * (1 - visible):.4g} % of every patch, leaving nothing to learn from; use at most {most:.2g}")
+
 
 def _some_budget(cfg: TrainConfig) -> None:
     if cfg.steps is None and cfg.max_time_s is None:

@@ -24,8 +24,8 @@ from .augment import symmetric_transforms
 from .blindspot import BlindSpots, mask_offsets
 from .budget import Budget, lr_factor
 from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
-from .config import TrainConfig
-from .data import PatchSampler, normalize, percentiles, split_validation
+from .config import TrainConfig, check_masked_fraction
+from .data import PatchSampler, normalize, percentiles, split_validation, validation_patch
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
@@ -118,6 +118,7 @@ def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2V
     sample_patch = (2 * context + 1, *patch) if context else patch
     net, arch, low, high, done_before, history = _setup_network(cfg, arrays, net_sp, resume, context)
     mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
+    check_masked_fraction(cfg.masked_fraction, int(mask_arr.sum()))
     check_patch_multiple(patch, arch.multiple, arch.depth)
     check_patch_fits([a.shape[2:] for a in arrays], sample_patch, sp)
     preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
@@ -200,9 +201,11 @@ def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: the fastest kernels, chosen once
     dtype = step_setup.dtype
     rng = np.random.default_rng(cfg.seed)
-    train_arr, val_arr = split_validation(normalize(inp.arrays, inp.low, inp.high), cfg.val_fraction, inp.sample_patch)
+    train_arr, val_arr = split_validation(normalize(inp.arrays, inp.low, inp.high), cfg.val_fraction, inp.sample_patch,
+                                          multiple=arch.multiple[-2])
     sampler = PatchSampler(train_arr, inp.sample_patch, rng=rng, device=device)
-    val_batches = _validation_batches(val_arr, inp.sample_patch, step_setup.spots.offsets, cfg, device, inp.context)
+    val_patch = validation_patch(val_arr, inp.sample_patch)
+    val_batches = _validation_batches(val_arr, val_patch, step_setup.spots.offsets, cfg, device, inp.context)
     optimizer = make_optimizer(net, cfg.lr, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     ema = EMA(net, cfg.ema) if cfg.ema > 0 else None
