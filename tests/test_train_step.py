@@ -141,3 +141,30 @@ def test_autocast_is_not_entered_without_a_dtype(monkeypatch):
     monkeypatch.setattr(torch, "autocast", refuse)
     with autocast(torch.device("mps"), None):
         pass
+
+
+@pytest.mark.cuda
+@CUDA
+@pytest.mark.parametrize("kind", ["2d", "3d"])
+@pytest.mark.parametrize("amp", [True, False])
+def test_cuda_training_does_not_wait_for_the_device(kind, amp):
+    """On a GPU: mixed precision (bfloat16, or float16 with the fused Adam's loss scaling), channels
+    last, cuDNN benchmark; still at most one sync per 25 steps, and every step's loss arrives."""
+    import numpy as np
+
+    from napari_structn2v.config import TrainConfig
+    from napari_structn2v.training import TrainStep, train_iter
+
+    rng = np.random.default_rng(0)
+    common = dict(steps=50, patch_size=32, batch_size=8, base_filters=8, device="cuda", amp=amp, val_every=1000)
+    if kind == "2d":
+        img, axes, mask, cfg = rng.random((4, 96, 96)), "SYX", "5x1", TrainConfig(**common)
+    else:
+        img, axes, mask, cfg = rng.random((24, 64, 64)), "ZYX", "3x1x3", TrainConfig(z_net="3d", patch_size_z=8, **common)
+    with SyncCounter() as c:
+        events = list(train_iter(img.astype(np.float32), axes, mask, cfg))
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    assert [e.step for e in steps] == list(range(1, 51)) and all(np.isfinite(e.loss) for e in steps)
+    assert np.mean([e.loss for e in steps[-10:]]) < np.mean([e.loss for e in steps[:10]])
+    assert c.total <= 2, c.ops
+    assert torch.backends.cudnn.benchmark

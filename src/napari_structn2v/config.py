@@ -187,7 +187,9 @@ class TrainConfig:
         against 32.17 for cosine from 4e-4, 31.93 for constant 4e-4 with weight averaging and
         31.52 for constant 4e-4 (with test-time flips; ``benchmarks/README.md``).
     masked_fraction : float
-        Fraction of active (loss) pixels per patch, placed by stratified sampling.
+        Fraction of active (loss) pixels per patch: exactly ``round(fraction * pixels)``, one per
+        cell of a grid (stratified). Refused when the blind masks around them would leave under
+        1 % of the patch visible (:func:`check_masked_fraction`).
     replacement : {"segment", "random_pixel", "uniform"}
         What hidden pixels become (see :func:`~napari_structn2v.blindspot.blind_mask_batch`).
     val_fraction : float
@@ -199,12 +201,14 @@ class TrainConfig:
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ``"mps"``.
     amp : bool
-        Mixed precision: float16 autocast + grad scaling on CUDA; bfloat16 autocast on CPUs with
-        native bfloat16 (AVX-512 BF16 / AMX), where it nearly doubles the 2D training rate
-        (373 -> 700 patches/s, batch 16 x 64^2, 2 threads); ignored elsewhere.
+        Mixed precision: bfloat16 autocast on CUDA devices that have it (Ampere and later) and
+        on CPUs with native bfloat16 (AVX-512 BF16 / AMX), where it nearly doubles the 2D
+        training rate (373 -> 700 patches/s, batch 16 x 64^2, 2 threads); float16 autocast with
+        loss scaling on older CUDA devices; ignored elsewhere (MPS: full precision).
     augment : bool
-        Random flips (and 90-degree rotations when the mask is square-symmetric), applied after
-        masking to input, target and loss weights together, so mask and noise stay aligned.
+        Random flips and 90-degree turns in YX, each only when the blind mask is the same after
+        it (a line keeps its flips, a square all eight, a diagonal the half turn and the
+        transposes), applied after masking to input, target and loss weights together.
     preview_every : int
         Steps between :class:`~napari_structn2v.training.Preview` events (0: never).
     depth, base_filters, n2v2, norm, kernel_size, pool : U-Net architecture (see
