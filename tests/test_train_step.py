@@ -168,3 +168,14 @@ def test_cuda_training_does_not_wait_for_the_device(kind, amp):
     assert np.mean([e.loss for e in steps[-10:]]) < np.mean([e.loss for e in steps[:10]])
     assert c.total <= 2, c.ops
     assert torch.backends.cudnn.benchmark
+
+
+@pytest.mark.parametrize("major, dtype", [(8, torch.bfloat16), (9, torch.bfloat16), (7, torch.float16)])
+def test_cuda_precision_follows_the_card(monkeypatch, major, dtype):
+    """bfloat16 on Ampere and later (no loss scaling), float16 with a GradScaler before."""
+    from napari_structn2v.train_step import autocast_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (major, 0))
+    assert autocast_dtype(torch.device("cuda:0"), amp=True) is dtype
+    assert autocast_dtype(torch.device("cuda:0"), amp=False) is None
+    assert autocast_dtype(torch.device("mps"), amp=True) is None

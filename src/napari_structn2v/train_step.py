@@ -32,7 +32,8 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
         return None
     if device.type == "cuda":
         # bfloat16 needs no loss scaling (the scaler's overflow checks are device work too)
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # (is_bf16_supported() also says yes for emulated bfloat16 on older cards: slow there)
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
     if device.type == "cpu" and _cpu_has_bf16():
         return torch.bfloat16
     return None
