@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from napari_structn2v.blindspot import (
-    _active_weights,
+    BlindSpots,
     _flat_strides,
     blind_mask_batch,
+    grid_cells,
     mask_offsets,
     stratified_coords,
 )
@@ -79,14 +80,14 @@ def test_segment_replacement_copies_the_pattern_from_elsewhere():
     assert all((c2 - c1) % 48 == 1 for c1, c2 in zip(cols, cols[1:]))  # consecutive columns
 
 
-def test_active_fraction_is_stratified():
-    coords, valid = stratified_coords(3, (64, 64), 0.02, generator=gen(5))
-    assert coords.shape[1] == 100  # 7x7 cells -> ceil(64/7)^2
-    frac = valid.sum().item() / (3 * 64 * 64)
-    assert 0.015 < frac < 0.025
-    # one pixel per cell
-    cells = coords[valid] // 7
-    assert len({tuple(c) for c in cells[: valid[0].sum()].tolist()}) == valid[0].sum().item()
+def test_active_pixels_are_stratified():
+    coords = stratified_coords(3, (64, 64), 0.02, generator=gen(5))
+    assert coords.shape == (3, 82, 2)  # round(0.02 * 64^2) in each patch
+    starts, widths = grid_cells(64, 0.02, 2)
+    assert len(starts) == 10 and widths.sum() == 64 and widths.max() - widths.min() <= 1  # cells tile the axis
+    cells = np.searchsorted(starts, coords.numpy(), side="right") - 1
+    for b in range(3):  # one pixel per cell
+        assert len({tuple(c) for c in cells[b].tolist()}) == 82
 
 
 def test_n2v_is_the_one_pixel_case():
@@ -103,13 +104,13 @@ def test_flat_strides_index_like_numpy():
     np.testing.assert_array_equal((points * strides).sum(-1).numpy(), expected)
 
 
-def test_active_weights_mark_the_valid_active_pixels_only():
-    coords = torch.tensor([[[0, 1], [2, 3]], [[1, 1], [3, 3]]])  # B=2, K=2, (y, x) in a 4x4 patch
-    valid = torch.tensor([[True, False], [True, True]])
-    flat = torch.zeros(2, 3, 16)
-    w = _active_weights(coords, valid, _flat_strides((4, 4), torch.device("cpu")), flat).reshape(2, 1, 4, 4)
-    assert w.shape == (2, 1, 4, 4) and w.dtype == flat.dtype
-    assert {tuple(p) for p in torch.nonzero(w[:, 0]).tolist()} == {(0, 0, 1), (1, 1, 1), (1, 3, 3)}
+def test_weights_mark_the_active_pixels_only():
+    spots = BlindSpots((21, 21), mask_offsets(np.ones((1, 3), bool)), 0.2, "uniform")
+    coords = spots.active(2, gen(3))
+    _, w = spots(torch.rand(2, 3, 21, 21), gen(3))
+    assert w.shape == (2, 1, 21, 21) and w.dtype == torch.float32
+    expected = {(b, *map(int, c)) for b in range(2) for c in coords[b]}
+    assert {tuple(p) for p in torch.nonzero(w[:, 0]).tolist()} == expected and len(expected) == 2 * 88
 
 
 def test_unknown_replacement_is_refused():
@@ -125,3 +126,57 @@ def test_same_seed_same_masking(replacement):
     a = blind_mask_batch(x, offsets, fraction=0.05, generator=gen(2), replacement=replacement)
     b = blind_mask_batch(x, offsets, fraction=0.05, generator=gen(2), replacement=replacement)
     assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize(
+    "shape, fraction",
+    [((64, 64), 0.02), ((64, 64), 0.05), ((64, 64), 0.3), ((64, 64), 0.5), ((16, 64, 64), 0.02), ((16, 32, 32), 0.2)],
+)
+def test_realised_fraction_is_the_requested_one(shape, fraction):
+    """Issue 17: an integer cell side gave 1.56 % for 2 % in 3D, 6.25 % for 5 % in 2D, and made
+    every pixel active above 0.44 (2D)."""
+    spots = BlindSpots(shape, mask_offsets(np.ones((1,) * len(shape), bool)), fraction, "uniform")
+    _, w = spots(torch.zeros(64, 1, *shape), gen(8))
+    realised = w.mean().item()
+    assert realised == pytest.approx(fraction, rel=0.03)
+    assert (w.flatten(1).mean(1) < min(0.6, 1.5 * fraction)).all()  # every patch keeps visible input
+
+
+def _sources(masked, x, w, mask):
+    """Per hidden pixel that only one active pixel's mask covers: (active pixel, source pixel),
+    read from the unique values of ``x`` (flat index = value)."""
+    offs = np.argwhere(mask) - np.array(mask.shape) // 2
+    act = np.argwhere(w[:, 0].numpy() > 0)
+    owners = {}
+    for b, *p in act:
+        for o in offs:
+            q = tuple(np.array(p) + o)
+            if all(0 <= v < s for v, s in zip(q, x.shape[2:])):
+                owners.setdefault((b, *q), []).append(tuple(p))
+    n = int(np.prod(x.shape[2:]))
+    return [(own[0], np.unravel_index(int(masked[(b, 0, *q)].item()) - b * n, x.shape[2:]))
+            for (b, *q), own in owners.items() if len(own) == 1]
+
+
+@pytest.mark.parametrize("replacement", ["segment", "random_pixel"])
+def test_replacement_never_comes_from_the_active_pixels_mask(replacement):
+    """Issue 17: the source of a hidden pixel was drawn anywhere, the active pixel and its own mask
+    included (0.2-0.4 % of active pixels for 9x1 on 64^2), which wrote its correlated noise back."""
+    x = torch.arange(64 * 64 * 64, dtype=torch.float64).reshape(64, 1, 64, 64)  # value = flat index
+    mask = parse_mask_spec("11x1")
+    masked, w = blind_mask_batch(x, mask_offsets(mask), fraction=0.02, generator=gen(40), replacement=replacement)
+    pairs = _sources(masked, x, w, mask)
+    assert len(pairs) > 10000
+    inside = [(a, s) for a, s in pairs if a[0] == s[0] and abs(int(s[1]) - int(a[1])) <= 5]
+    assert not inside
+
+
+def test_shift_table_excludes_the_difference_set():
+    from napari_structn2v.blindspot import shift_table
+
+    offs = mask_offsets(parse_mask_spec("3x1")).numpy()  # x in -1..1
+    seg = {tuple(s) for s in shift_table(offs, (4, 8), pairs=True).tolist()}
+    assert seg == {(y, x) for y in range(4) for x in range(8)} - {(0, x) for x in (0, 1, 2, 6, 7)}
+    pix = {tuple(s) for s in shift_table(offs, (4, 8), pairs=False).tolist()}
+    assert pix == {(y, x) for y in range(4) for x in range(8)} - {(0, 0), (0, 1), (0, 7)}
+    assert len(shift_table(np.argwhere(np.ones((3, 3))) - 1, (3, 3), pairs=True)) == 9  # nothing left: no ban

@@ -59,3 +59,18 @@ def test_values_are_stored_as_plain_python():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError):
         dataclasses.replace(cfg, steps=-3)  # replace() runs the checks again
+
+
+def test_masked_fraction_must_leave_visible_pixels():
+    """Issue 17: a share of active pixels whose masks hide (nearly) every pixel is refused."""
+    from napari_structn2v.config import check_masked_fraction
+    from napari_structn2v.errors import ConfigError
+    from napari_structn2v.training import train
+
+    check_masked_fraction(0.5, 1)  # half visible
+    check_masked_fraction(0.02, 11)
+    check_masked_fraction(0.34, 11)
+    with pytest.raises(ConfigError, match=r"masked_fraction 0.4 with a 11-pixel blind mask .* at most 0.34"):
+        check_masked_fraction(0.4, 11)
+    with pytest.raises(ConfigError, match="masked_fraction"):
+        train(np.zeros((64, 64), np.float32), "YX", "11x1", TrainConfig(masked_fraction=0.45, steps=1, patch_size=32))

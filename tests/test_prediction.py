@@ -89,6 +89,18 @@ def test_tta_transforms_keep_the_mask_orientation():
     assert tta_transforms(line, enabled=False) == ((),)
 
 
+def test_tta_keeps_an_asymmetric_mask():
+    """A diagonal keeps the half turn and the transposes, an L only the transpose (issue 17: a
+    flipped diagonal or L hides other pixels than the network learned to ignore)."""
+    from napari_structn2v.prediction import tta_transforms
+
+    assert tta_transforms(np.eye(5, dtype=bool)) == ((), (-1, -2), ("T",), (-1, -2, "T"))
+    ell = np.zeros((5, 5), bool)
+    ell[2, 2:] = ell[2:, 2] = True
+    assert tta_transforms(ell) == ((), ("T",))
+    assert tta_transforms(np.pad(ell, ((0, 0), (0, 2)))) == ((),)
+
+
 def test_tta_prediction_is_the_mean_over_flips():
 
     model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)

@@ -64,3 +64,25 @@ def test_old_configs_without_norm_still_load():
     assert UNetConfig(**UNetConfig(norm="group").to_dict()).norm == "group"
     with pytest.raises(ValueError, match="norm"):
         UNetConfig(norm="layer")
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 3), (4, 2), (1, 3)])
+@pytest.mark.parametrize("size", [(24, 24), (26, 25), (27, 31)])
+def test_blurpool_is_the_blurred_max_pool_for_any_pool(pool, size):
+    """BlurPool = [1 2 1] blur of the stride-1 max over the plain max-pool's windows, subsampled
+    at their starts; the output has the plain max-pool's size for any pool and side (issue 17)."""
+    from napari_structn2v.unet import BlurPool
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, *size)
+    bp = BlurPool(2, 2, pool)
+    plain = torch.nn.functional.max_pool2d(x, pool)
+    out = bp(x)
+    assert out.shape == plain.shape
+    # the reference: the max over each window i * p .. i * p + p - 1 (clamped), blurred across windows
+    pad = [0, pool[1] - 1, 0, pool[0] - 1]
+    m = torch.nn.functional.max_pool2d(torch.nn.functional.pad(x, pad, mode="replicate"), pool, stride=1)
+    blur_pad = [1 if pool[1] > 1 else 0] * 2 + [1 if pool[0] > 1 else 0] * 2
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(m, blur_pad, mode="reflect"), bp.kernel, groups=2)
+    ref = ref[..., : plain.shape[-2] * pool[0] : pool[0], : plain.shape[-1] * pool[1] : pool[1]]
+    assert torch.allclose(out, ref, atol=1e-6)

@@ -187,7 +187,9 @@ class TrainConfig:
         against 32.17 for cosine from 4e-4, 31.93 for constant 4e-4 with weight averaging and
         31.52 for constant 4e-4 (with test-time flips; ``benchmarks/README.md``).
     masked_fraction : float
-        Fraction of active (loss) pixels per patch, placed by stratified sampling.
+        Fraction of active (loss) pixels per patch: exactly ``round(fraction * pixels)``, one per
+        cell of a grid (stratified). Refused when the blind masks around them would leave under
+        1 % of the patch visible (:func:`check_masked_fraction`).
     replacement : {"segment", "random_pixel", "uniform"}
         What hidden pixels become (see :func:`~napari_structn2v.blindspot.blind_mask_batch`).
     val_fraction : float
@@ -199,12 +201,14 @@ class TrainConfig:
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:0"``, ``"mps"``.
     amp : bool
-        Mixed precision: float16 autocast + grad scaling on CUDA; bfloat16 autocast on CPUs with
-        native bfloat16 (AVX-512 BF16 / AMX), where it nearly doubles the 2D training rate
-        (373 -> 700 patches/s, batch 16 x 64^2, 2 threads); ignored elsewhere.
+        Mixed precision: bfloat16 autocast on CUDA devices that have it (Ampere and later) and
+        on CPUs with native bfloat16 (AVX-512 BF16 / AMX), where it nearly doubles the 2D
+        training rate (373 -> 700 patches/s, batch 16 x 64^2, 2 threads); float16 autocast with
+        loss scaling on older CUDA devices; ignored elsewhere (MPS: full precision).
     augment : bool
-        Random flips (and 90-degree rotations when the mask is square-symmetric), applied after
-        masking to input, target and loss weights together, so mask and noise stay aligned.
+        Random flips and 90-degree turns in YX, each only when the blind mask is the same after
+        it (a line keeps its flips, a square all eight, a diagonal the half turn and the
+        transposes), applied after masking to input, target and loss weights together.
     preview_every : int
         Steps between :class:`~napari_structn2v.training.Preview` events (0: never).
     depth, base_filters, n2v2, norm, kernel_size, pool : U-Net architecture (see
@@ -294,7 +298,7 @@ RULES: dict[str, Rule] = {
     "batch_size": integer(1, 10**9),  # whether it fits in memory is checked by resources.py
     "lr": real(0, 1, lo_open=True),
     "schedule": choice("constant", "cosine"),
-    "masked_fraction": real(0, 0.5, lo_open=True),
+    "masked_fraction": real(0, 0.5, lo_open=True),  # at most half of each patch active; see check_masked_fraction
     "replacement": choice("segment", "random_pixel", "uniform"),
     "val_fraction": real(0, 0.5, hi_open=True),
     "val_every": integer(1),
@@ -315,6 +319,22 @@ RULES: dict[str, Rule] = {
     "pmin": real(0, 100),
     "pmax": real(0, 100),
 }
+
+#: the least share of each patch that the blind masks must leave visible to the network
+MIN_VISIBLE = 0.01
+
+
+def check_masked_fraction(fraction: float, mask_pixels: int) -> None:
+    """Raise :class:`ConfigError` when ``fraction`` active pixels, each hiding a mask of
+    ``mask_pixels``, would leave (about) no visible pixels: less than :data:`MIN_VISIBLE` of the
+    patch, estimated as ``(1 - fraction) ** mask_pixels``. 0.5 with a 1x1 mask leaves half, 0.34
+    with an 11x1 mask 1 %; the default 0.02 with 11x1 leaves 80 %."""
+    visible = (1.0 - fraction) ** mask_pixels
+    if visible < MIN_VISIBLE:
+        most = 1.0 - MIN_VISIBLE ** (1.0 / mask_pixels)
+        raise ConfigError("masked_fraction", f"{fraction:g} with a {mask_pixels}-pixel blind mask hides about "
+                          f"{100 * (1 - visible):.4g} % of every patch, leaving nothing to learn from; use at most {most:.2g}")
+
 
 def _some_budget(cfg: TrainConfig) -> None:
     if cfg.steps is None and cfg.max_time_s is None:

@@ -308,11 +308,17 @@ def normalize(arrays: list[np.ndarray], low: np.ndarray, high: np.ndarray) -> li
     return [a.normalized(low, high) if isinstance(a, LazyImage) else (a - lo) / sc for a in arrays]
 
 
-def split_validation(arrays: list[np.ndarray], fraction: float, patch: tuple[int, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Hold out the bottom ``fraction`` of the Y rows of every image (at least one patch high).
+def split_validation(arrays: list[np.ndarray], fraction: float, patch: tuple[int, ...], *,
+                     multiple: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Hold out the bottom ``fraction`` of the Y rows of every image for validation.
 
-    Images too small for both a training and a validation patch are used for training only; if
-    no image can be split, the validation list is empty.
+    The held-out rows are ``round(fraction * rows)`` rounded up to ``multiple`` (the network's
+    size multiple along Y), at least ``multiple``; validation patches are then as high as the
+    held-out strip when it is lower than a patch (:func:`validation_patch`). It used to be at
+    least one patch high: a 128-row image with 64-px patches lost half its rows to validation
+    at any fraction, a 256-row one a quarter at 10 %. Images whose training part would be lower
+    than a patch are used for training only; if no image can be split, the validation list is
+    empty.
     """
     if fraction <= 0:
         return arrays, []
@@ -320,7 +326,7 @@ def split_validation(arrays: list[np.ndarray], fraction: float, patch: tuple[int
     py = patch[-2]
     for a in arrays:
         h = a.shape[-2]
-        v = max(py, int(round(h * fraction)))
+        v = max(1, -(-round(h * fraction) // multiple)) * multiple
         if h - v >= py and isinstance(a, LazyImage):
             train.append(a.crop_axis(a.ndim - 2, 0, h - v))
             val.append(a.crop_axis(a.ndim - 2, h - v, h))
@@ -330,6 +336,13 @@ def split_validation(arrays: list[np.ndarray], fraction: float, patch: tuple[int
         else:
             train.append(a)
     return train, val
+
+
+def validation_patch(val: list[np.ndarray], patch: tuple[int, ...]) -> tuple[int, ...]:
+    """``patch`` no higher (Y) than the lowest validation strip of :func:`split_validation`."""
+    if not val:
+        return tuple(patch)
+    return (*patch[:-2], min(patch[-2], *(a.shape[-2] for a in val)), patch[-1])
 
 
 class PatchSampler:
@@ -371,7 +384,12 @@ class PatchSampler:
             sl = tuple(slice(c, c + p) for c, p in zip(corner, self.patch))
             patch = t[(n, slice(None), *sl)]
             out.append(torch.from_numpy(patch).to(self.store) if isinstance(t, LazyImage) else patch)
-        return torch.stack(out).to(self.device, non_blocking=True)
+        batch = torch.stack(out)
+        if batch.device.type == "cpu" and self.device.type == "cuda":
+            # only a copy from pinned memory runs in the background; from pageable memory
+            # non_blocking copies synchronously (lazy data and data too large for the GPU)
+            batch = batch.pin_memory()
+        return batch.to(self.device, non_blocking=True)
 
     def fixed_batches(self, n_patches: int, batch: int) -> list[torch.Tensor]:
         """A fixed list of batches (for validation), drawn once."""

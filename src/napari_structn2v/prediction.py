@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator, Sequence
 import numpy as np
 import torch
 
+from .augment import symmetric_transforms
 from .axes import spatial_axes, validate_axes
 from .errors import AxesError, DataError, IntensityWarning
 from .events import PredictDone, TileDone
@@ -105,20 +106,17 @@ def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndi
 
 
 def tta_transforms(mask: np.ndarray, enabled: bool = True) -> tuple[tuple, ...]:
-    """The test-time transforms that keep the blind mask's orientation.
-
-    Flips of Y and X keep every centred mask (training flips them too); 90-degree turns (a
-    Y/X transpose) only masks that are symmetric under them, since a turn would make X-correlated
-    noise Y-correlated. Returns ``((),)`` when ``enabled`` is False.
+    """The test-time transforms that keep the blind mask: flips of Y and X and Y/X transposes,
+    each only when the mask is the same after it (as in training augmentation,
+    :func:`~napari_structn2v.augment.symmetric_transforms`). A flipped diagonal or L mask would
+    hide other pixels than the network learned to ignore, and a turn makes X-correlated noise
+    Y-correlated. Each transform is the flipped dims, then ``"T"`` for a transpose; returns
+    ``((),)`` when ``enabled`` is False.
     """
     if not enabled:
         return ((),)
-    flips: list[tuple] = [(), (-1,), (-2,), (-1, -2)]
-    yx = np.asarray(mask, dtype=bool)
-    yx = yx if yx.ndim == 2 else yx.any(0)
-    if yx.shape[0] == yx.shape[1] and np.array_equal(yx, yx.T):
-        flips += [f + ("T",) for f in flips]
-    return tuple(flips)
+    codes = symmetric_transforms(np.asarray(mask, dtype=bool))
+    return tuple(tuple(d for bit, d in ((1, -1), (2, -2)) if c & bit) + (("T",) if c & 4 else ()) for c in codes)
 
 
 def _forward_tta(net: torch.nn.Module, x: torch.Tensor, transforms: Sequence[tuple]) -> torch.Tensor:

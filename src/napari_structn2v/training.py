@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .blindspot import mask_offsets
+from .augment import symmetric_transforms
+from .blindspot import BlindSpots, mask_offsets
 from .budget import Budget, lr_factor
 from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
-from .config import TrainConfig
-from .data import PatchSampler, normalize, percentiles, split_validation
+from .config import TrainConfig, check_masked_fraction
+from .data import PatchSampler, normalize, percentiles, split_validation, validation_patch
 from .devices import resolve_device
 from .errors import DataError, StructN2VError
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
@@ -33,7 +34,17 @@ from .masks import describe_mask, validate_mask
 from .model_io import StructN2VModel, new_model_config
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
-from .train_step import EMA, autocast_dtype, evaluate, masked_inputs, optimisation_step
+from .train_step import (
+    EMA,
+    LossQueue,
+    StepSetup,
+    autocast_dtype,
+    channels_last,
+    evaluate,
+    make_optimizer,
+    masked_inputs,
+    optimisation_step,
+)
 from .unet import UNet, UNetConfig
 from .zcontext import network_mask, over_slices, prepare_with_context
 
@@ -107,6 +118,7 @@ def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2V
     sample_patch = (2 * context + 1, *patch) if context else patch
     net, arch, low, high, done_before, history = _setup_network(cfg, arrays, net_sp, resume, context)
     mask_arr = validate_mask(mask_arr, spatial_ndim=nd, patch_shape=patch)
+    check_masked_fraction(cfg.masked_fraction, int(mask_arr.sum()))
     check_patch_multiple(patch, arch.multiple, arch.depth)
     check_patch_fits([a.shape[2:] for a in arrays], sample_patch, sp)
     preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
@@ -122,10 +134,8 @@ def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device, conte
     vgen = torch.Generator(device=device)
     vgen.manual_seed(cfg.seed + 1)
     vsampler = PatchSampler(val_arr, patch, rng=np.random.default_rng(cfg.seed + 1), device=device)
-    batches = []
-    for vb in vsampler.fixed_batches(4 * cfg.batch_size, cfg.batch_size):
-        batches.append(masked_inputs(vb, offsets, cfg, vgen, context))
-    return batches
+    spots = BlindSpots(patch[-2:] if context else patch, offsets, cfg.masked_fraction, cfg.replacement, device)
+    return [masked_inputs(vb, spots, vgen, context) for vb in vsampler.fixed_batches(4 * cfg.batch_size, cfg.batch_size)]
 
 
 @dataclass
@@ -138,10 +148,9 @@ class _Run:
     device: torch.device
     dtype: torch.dtype | None  # autocast dtype; None: full precision
     sampler: PatchSampler
-    gen: torch.Generator  # active pixels, replacements and augmentation
-    offsets: torch.Tensor
+    step_setup: StepSetup  # masking, augmentation and precision of every step
     val_batches: list[tuple[torch.Tensor, ...]]
-    rotate: bool  # augment with 90-degree rotations (the mask is square-symmetric)
+    losses: LossQueue  # step losses on their way back to the host
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     ema: EMA | None
@@ -185,19 +194,19 @@ def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2
     device = resolve_device(cfg.device)
     check_training_memory(cfg.batch_size, inp.patch, arch.base_filters, arch.depth, arch.pool, arch.in_channels, device, amp=cfg.amp)
     net.to(device)
-    if len(inp.patch) == 2 and device.type == "cpu":
-        net.to(memory_format=torch.channels_last)  # oneDNN's fast path: 373 vs 264 patches/s
-    dtype = autocast_dtype(device, cfg.amp)
+    step_setup = _step_setup(cfg, inp, device)
+    if step_setup.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes: the fastest kernels, chosen once
+    dtype = step_setup.dtype
     rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(cfg.seed)
-    train_arr, val_arr = split_validation(normalize(inp.arrays, inp.low, inp.high), cfg.val_fraction, inp.sample_patch)
+    train_arr, val_arr = split_validation(normalize(inp.arrays, inp.low, inp.high), cfg.val_fraction, inp.sample_patch,
+                                          multiple=arch.multiple[-2])
     sampler = PatchSampler(train_arr, inp.sample_patch, rng=rng, device=device)
-    offsets = mask_offsets(inp.mask).to(device)
-    val_batches = _validation_batches(val_arr, inp.sample_patch, offsets, cfg, device, inp.context)
-    yx = inp.mask if inp.mask.ndim == 2 else inp.mask.any(0)
-    rotate = yx.shape[0] == yx.shape[1] and bool(np.array_equal(yx, yx.T))
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    val_patch = validation_patch(val_arr, inp.sample_patch)
+    val_batches = _validation_batches(val_arr, val_patch, step_setup.spots.offsets, cfg, device, inp.context)
+    optimizer = make_optimizer(net, cfg.lr, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     ema = EMA(net, cfg.ema) if cfg.ema > 0 else None
     model_config = new_model_config(axes.upper(), inp.mask, inp.low, inp.high, arch, {}, z_context=inp.context)
@@ -206,36 +215,63 @@ def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2
     if ckpt is not None:
         check_output_folder(ckpt, option="checkpoint_dir")  # a file there: one clear error, not at the first save
         ckpt.mkdir(parents=True, exist_ok=True)
-    return _Run(cfg=cfg, inputs=inp, budget=budget, device=device, dtype=dtype, sampler=sampler, gen=gen, offsets=offsets,
-                val_batches=val_batches, rotate=rotate, optimizer=optimizer, scaler=scaler, ema=ema, model=model, ckpt=ckpt)
+    return _Run(cfg=cfg, inputs=inp, budget=budget, device=device, dtype=dtype, sampler=sampler, step_setup=step_setup,
+                val_batches=val_batches, losses=LossQueue(device), optimizer=optimizer, scaler=scaler, ema=ema, model=model,
+                ckpt=ckpt)
 
 
-def _train_step(run: _Run, log: _Log) -> TrainStep:
-    """One optimisation step at the scheduled learning rate; counted and its loss kept in ``log``."""
+def _step_setup(cfg: TrainConfig, inp: _Inputs, device: torch.device) -> StepSetup:
+    """The per-run constants of the step: blind spots on the device, the generators (the main
+    one on the device, seeded ``cfg.seed``; the flips' one on the CPU, ``cfg.seed + 2``), the
+    mask's symmetries for augmentation and the precision."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    flip_gen = torch.Generator()
+    flip_gen.manual_seed(cfg.seed + 2)  # + 1 seeds the validation batches
+    spots = BlindSpots(inp.patch, mask_offsets(inp.mask), cfg.masked_fraction, cfg.replacement, device)
+    square = inp.patch[-1] == inp.patch[-2]
+    transforms = symmetric_transforms(inp.mask, square=square) if cfg.augment else None
+    return StepSetup(spots=spots, gen=gen, flip_gen=flip_gen, transforms=transforms, dtype=autocast_dtype(device, cfg.amp),
+                     context=inp.context, channels_last=channels_last(device, len(inp.patch)))
+
+
+def _train_step(run: _Run, log: _Log) -> list[TrainStep]:
+    """One optimisation step at the scheduled learning rate, counted in ``log``; returns the
+    :class:`TrainStep` events of the steps whose losses have come back (see :func:`_arrived`)."""
     cfg = run.cfg
+    lr = cfg.lr * lr_factor(cfg.schedule, run.budget.progress(log.step))
     for group in run.optimizer.param_groups:
-        group["lr"] = cfg.lr * lr_factor(cfg.schedule, run.budget.progress(log.step))
+        group["lr"] = lr
     batch = run.sampler.sample(cfg.batch_size)
-    loss = optimisation_step(run.net, run.optimizer, run.scaler, batch, run.offsets, cfg, run.gen, run.rotate, run.dtype, run.inputs.context)
+    loss = optimisation_step(run.net, run.optimizer, run.scaler, batch, run.step_setup)
     log.step += 1
     if run.ema is not None:
         run.ema.update()
-    loss_v = float(loss.item())
-    if not math.isfinite(loss_v):
-        raise StructN2VError(f"training diverged at step {run.at(log.step)} (loss {loss_v}); lower the learning rate")
-    log.losses.append(loss_v)
     elapsed = run.budget.elapsed()
     total = run.budget.total_steps(log.step)
     rate = log.step / elapsed if elapsed > 0 else 0.0
-    return TrainStep(
+    run.losses.put(loss, dict(
         step=run.at(log.step),
         total_steps=run.at(total),
-        loss=loss_v,
-        lr=run.optimizer.param_groups[0]["lr"],
+        lr=lr,
         elapsed_s=elapsed,
         eta_s=(total - log.step) / rate if rate > 0 else float("inf"),
         patches_per_s=rate * cfg.batch_size,
-    )
+    ))
+    return _arrived(run, log)
+
+
+def _arrived(run: _Run, log: _Log, *, wait: bool = False) -> list[TrainStep]:
+    """The :class:`TrainStep` events of the steps whose losses are back on the host (all of them
+    with ``wait``), each loss kept in ``log``. On a GPU they arrive a step or two late, so the
+    host never waits for the device; on the CPU at once."""
+    events = []
+    for record, loss_v in run.losses.ready(wait=wait):
+        if not math.isfinite(loss_v):
+            raise StructN2VError(f"training diverged at step {record['step']} (loss {loss_v}); lower the learning rate")
+        log.losses.append(loss_v)
+        events.append(TrainStep(loss=loss_v, **record))
+    return events
 
 
 def _validation_due(run: _Run, step: int) -> bool:
@@ -348,11 +384,14 @@ def train_iter(
         if should_stop is not None and should_stop():
             log.stopped = True
             break
-        yield _train_step(run, log)
+        yield from _train_step(run, log)
         if _validation_due(run, log.step):
+            yield from _arrived(run, log, wait=True)
             yield _validate(run, log)
         if _preview_due(run, log.step, preview_image):
+            yield from _arrived(run, log, wait=True)
             yield _preview(run, log.step, preview_image)
+    yield from _arrived(run, log, wait=True)
     yield _finish(run, log)
     return run.model
 

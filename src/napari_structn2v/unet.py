@@ -136,17 +136,22 @@ class BlurPool(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *S)`` -> ``(B, C, *(S // pool))``, the sizes of the plain max-pool."""
         pool_fn = nn.functional.max_pool2d if self.nd == 2 else nn.functional.max_pool3d
         conv_fn = nn.functional.conv2d if self.nd == 2 else nn.functional.conv3d
+        sizes = x.shape[2:]
+        # a window of p at stride 1 needs p - 1 more pixels to keep the size: then window i * p
+        # is the plain max-pool's window i (the former one pixel fitted p = 2 only: a 26-px side
+        # pooled by 3 gave 9 outputs, not 8)
         pad_max = []
         for p in reversed(self.pool):
-            pad_max += [0, 1 if p > 1 else 0]
+            pad_max += [0, p - 1]
         x = pool_fn(nn.functional.pad(x, pad_max, mode="replicate"), self.pool, stride=1)
         pad_blur = []
         for p in reversed(self.pool):
             pad_blur += [1, 1] if p > 1 else [0, 0]
         x = conv_fn(nn.functional.pad(x, pad_blur, mode="reflect"), self.kernel, groups=self.channels)
-        sl = (slice(None), slice(None), *(slice(None, None, p) for p in self.pool))
+        sl = (slice(None), slice(None), *(slice(0, (s // p) * p, p) for s, p in zip(sizes, self.pool)))
         return x[sl]
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_structn2v.blindspot import mask_offsets
+from napari_structn2v.blindspot import BlindSpots, mask_offsets
 from napari_structn2v.config import TrainConfig
 from napari_structn2v.errors import AxesError, DataError
 from napari_structn2v.model_io import load_model
@@ -80,8 +80,8 @@ def test_masking_hides_the_centre_slice_only_and_targets_it():
     batch = torch.from_numpy(rng.random((2, 1, 5, 32, 32)).astype(np.float32))
     gen = torch.Generator().manual_seed(0)
     cfg = TrainConfig(masked_fraction=0.02)
-    offsets = mask_offsets(np.ones((5, 1), bool))
-    x, target, w = masked_inputs(batch, offsets, cfg, gen, 2)
+    spots = BlindSpots((32, 32), mask_offsets(np.ones((5, 1), bool)), cfg.masked_fraction, cfg.replacement)
+    x, target, w = masked_inputs(batch, spots, gen, 2)
     assert x.shape == (2, 5, 32, 32) and target.shape == (2, 1, 32, 32) and w.shape == (2, 1, 32, 32)
     assert torch.equal(target, batch[:, :, 2])
     changed = (x != batch[:, 0]).flatten(2).any(-1)  # per slice-channel: touched at all?
