@@ -342,8 +342,8 @@ def _cudnn_autotune(device: torch.device):
 
 def _warn_group_norm(net: torch.nn.Module, plan: TilePlan) -> None:
     """Warn when a network with group norms is split into tiles: a group norm takes its statistics
-    over the whole tile, so the result depends on the tiling (1.6e-2 of the output range between
-    tiles of 64 and one tile in the test), where a batch norm's are fixed after training."""
+    over the whole tile, so the result depends on the tiling (an 8-filter net on 128^2: tiles of 64
+    changed the output by up to 16 % of its range), where a batch norm's are fixed after training."""
     if len(plan) > math.prod(plan.shape[plan.axes.index(a)] for a in plan.outer) and any(
         isinstance(m, torch.nn.GroupNorm) for m in net.modules()
     ):
