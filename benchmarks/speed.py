@@ -20,7 +20,7 @@ Usage (from the repository root)::
     python benchmarks/speed.py                  # CPU, writes benchmarks/results/speed_cpu.md
     python benchmarks/speed.py --device cuda    # GPU with mixed precision, speed_cuda.md
     python benchmarks/speed.py --quick          # fewer steps (smoke test)
-    python benchmarks/speed.py --skip train2d,train3d --compare /work/main/src --threads 2 --tag cpu_predict_compare
+    python benchmarks/speed.py --skip train2d,train3d --compare /work/main/src --threads 2 --tag cpu_predict_compare --repeats 5
                                                 # prediction: today's code vs this one, side by side
 """
 from __future__ import annotations
@@ -233,14 +233,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps3d", type=int, default=12, help="timed 3D steps per row")
     ap.add_argument("--repeats", type=int, default=3, help="timed prediction repeats")
     ap.add_argument("--quick", action="store_true", help="3 warm-up / 5 timed steps, 1 repeat")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: train2d,train3d,predict")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: train2d,train3d,predict,predict32 (the 32-filter row)")
     ap.add_argument("--threads", default=None, help="torch CPU threads, a comma list runs every part once per value, "
                     "e.g. '2,1' (default: torch's choice, = cores)")
     ap.add_argument("--tag", default=None, help="suffix of the result files (default: cpu / cuda)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--compare", type=Path, default=None, metavar="SRC",
                     help="also predict with the package in SRC (e.g. /work/main/src, today's code), interleaved with "
-                    "this one, and with this one in float32")
+                    "this one")
+    ap.add_argument("--float32", action="store_true", help="with --compare: also this code in float32")
     args = ap.parse_args(argv)
     if args.quick:
         args.warmup, args.steps, args.steps3d, args.repeats = 3, 5, 3, 1
@@ -287,11 +288,12 @@ def main(argv=None) -> int:
             variants = [("this code", napari_structn2v, {})]
             if args.compare is not None:
                 variants = [("today's code (" + str(args.compare) + ")", load_package(args.compare, "napari_structn2v_today"), {}),
-                            *variants, ("this code, float32", napari_structn2v, {"precision": "float32"})]
+                            *variants] + ([("this code, float32", napari_structn2v, {"precision": "float32"})] if args.float32 else [])
             for label, nd, filt, shape in (("2D 1024x1024, 16 filters", 2, 16, (1024, 1024)),
                                            ("2D 1024x1024, 32 filters", 2, 32, (1024, 1024)),
                                            ("3D 32x256x256, default net", 3, 16, (32, 256, 256))):
-                pred_rows += bench_predict(label, nd, filt, shape, 256, args.repeats, dev_name, variants)
+                if not (filt == 32 and "predict32" in skip):
+                    pred_rows += bench_predict(label, nd, filt, shape, 256, args.repeats, dev_name, variants)
 
         for r in train_rows[tr0:] + pred_rows[pr0:]:
             r["threads"] = nthreads if not dev_name.startswith("cuda") else "-"
