@@ -58,8 +58,10 @@ def test_batched_tta_equals_one_transform_per_pass():
     for shape in ((2, 1, 32, 32), (2, 1, 32, 48)):  # square: one pass; not square: the turns take a second
         x = torch.rand(shape)
         with torch.no_grad():
-            got = forward_tta(net, x, transforms, torch.float32)
+            batched = forward_tta(net, x, transforms, torch.float32, together=True)  # CUDA's way
+            got = forward_tta(net, x, transforms, torch.float32)  # the CPU's: one pass per transform
             one = [forward_tta(net, x, [t], torch.float32) for t in transforms]
+        torch.testing.assert_close(batched, torch.stack(one).mean(0), atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(got, torch.stack(one).mean(0), atol=1e-5, rtol=1e-4)
         ref = net(x.transpose(-1, -2)).transpose(-1, -2)  # a turn undone on the output
         torch.testing.assert_close(one[4], ref, atol=1e-5, rtol=1e-4)
