@@ -13,7 +13,7 @@ convolutions get the channels-last layout (oneDNN and cuDNN's fast kernels).
 Number format (:func:`resolve_precision`): ``"auto"`` takes bfloat16 on CPUs with native
 bfloat16 (AVX512-BF16 / AMX), float16 (autocast) on CUDA and float32 elsewhere. bfloat16 changed
 the PSNR of trained models by at most 0.012 dB on the six development sets (limit 0.02 dB; table in
-``benchmarks/results/precision_cpu.md``) and predicted 1.5x (2D) and 2.2x (3D) faster than float32
+``benchmarks/results/precision_cpu.md``) and predicted 1.8x (2D) and 2.3x (3D) faster than float32
 on this project's 2-core AVX512-BF16 CPU (``benchmarks/results/speed_cpu_predict_compare.md``).
 float16 on CUDA is not measured yet: ``scripts/gpu_check.sh`` reports its PSNR change.
 """
