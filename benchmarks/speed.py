@@ -8,7 +8,7 @@ Measures, with the package's own training loop (:func:`napari_structn2v.training
   batches drawn by the same sampler);
 * 3D training throughput: 16x64x64 patches, batch 4, the default 3D net (3x3x3 convs, 2x2x2
   pooling) and the paper's net (``kernel_size=(3, 5, 5)``, ``pool=(1, 2, 2)``), mask 1x9x1;
-* prediction throughput in MPix/s: a 2D 1024x1024 image (tile 256) and a 3D 32x256x256 volume.
+* prediction throughput in MPix/s: a 2D 1024x1024 image (tile 256) and a 3D 32x256x256 volume,\n  with test-time augmentation off and on; with ``--compare SRC`` side by side with another copy of\n  the package (today's code) in the same process, repeats interleaved.
 
 Step times are the gaps between consecutive ``TrainStep`` events after warm-up steps; the
 reported numbers are medians. Validation is switched off (``val_fraction=0``) so no step pays
@@ -20,6 +20,8 @@ Usage (from the repository root)::
     python benchmarks/speed.py                  # CPU, writes benchmarks/results/speed_cpu.md
     python benchmarks/speed.py --device cuda    # GPU with mixed precision, speed_cuda.md
     python benchmarks/speed.py --quick          # fewer steps (smoke test)
+    python benchmarks/speed.py --skip train2d,train3d --compare /work/main/src --threads 2 --tag cpu_predict_compare --repeats 5
+                                                # prediction: today's code vs this one, side by side
 """
 from __future__ import annotations
 
@@ -124,33 +126,76 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     return row
 
 
-def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile: int, repeats: int, device: str, kernel=None, pool=None) -> dict:
+def load_package(src: Path, alias: str):
+    """The package ``napari_structn2v`` from the source folder ``src`` (e.g. /work/main/src, today's
+    code) imported under the name ``alias``, beside the one on the path: both run in one process,
+    so their timings share the machine's load and can be interleaved."""
+    import importlib.util
+    import sys
+
+    root = Path(src) / "napari_structn2v"
+    spec = importlib.util.spec_from_file_location(alias, root / "__init__.py", submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _predict_model(pkg, nd: int, filters: int, kernel, pool, state: dict | None):
+    """A model of package ``pkg`` (random weights, or ``state``) with a 9-px line mask along X,
+    whose test-time augmentation is the 4 flips of Y and X."""
+    import importlib
+
     import torch
 
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
-
+    unet = importlib.import_module(pkg.__name__ + ".unet")
+    model_io = importlib.import_module(pkg.__name__ + ".model_io")
     torch.manual_seed(0)
-    arch = UNetConfig(spatial_ndim=nd, base_filters=filters, kernel_size=kernel, pool=pool)
-    net = UNet(arch).eval()
-    model = StructN2VModel(net, new_model_config("YX" if nd == 2 else "ZYX", np.ones((1,) * nd, bool), [0.0], [1.0], arch, {}))
+    arch = unet.UNetConfig(spatial_ndim=nd, base_filters=filters, kernel_size=kernel, pool=pool)
+    net = unet.UNet(arch).eval()
+    if state is not None:
+        net.load_state_dict(state)
+    mask = np.zeros((1,) * (nd - 1) + (9,), bool)
+    mask[..., :] = True
+    return model_io.StructN2VModel(net, model_io.new_model_config("YX" if nd == 2 else "ZYX", mask, [0.0], [1.0], arch, {}))
+
+
+def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile: int, repeats: int, device: str,
+                  variants: list[tuple[str, object, dict]], kernel=None, pool=None) -> list[dict]:
+    """Prediction time of each variant ``(label, package, predict kwargs)`` on one image, with test-time
+    augmentation off and on, the variants' repeats interleaved (each round runs every variant once);
+    medians. All variants get the same weights."""
+    state = None
+    models = []
+    for label, pkg, kwargs in variants:
+        model = _predict_model(pkg, nd, filters, kernel, pool, state)
+        state = state or model.net.state_dict()
+        models.append((label, model, kwargs))
     img = np.random.default_rng(0).random(shape, dtype=np.float32)
     axes = "YX" if nd == 2 else "ZYX"
     amp = device.startswith("cuda")
-    # one pass (tta=False): the default test-time flips take 4 passes
-    model.predict(img, axes, tile=tile, device=device, amp=amp, tta=False)  # warm-up
-    ts = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        model.predict(img, axes, tile=tile, device=device, amp=amp, tta=False)
-        sync(device)
-        ts.append(time.perf_counter() - t0)
-    s = statistics.median(ts)
-    row = {"name": name, "shape": "x".join(map(str, shape)), "tile": tile, "filters": filters,
-           "seconds": s, "mpix_per_s": float(np.prod(shape)) / s / 1e6, "load_avg": load_avg()}
-    print(f"  {name}: {row['mpix_per_s']:.2f} MPix/s ({s:.2f} s); load {row['load_avg']}", flush=True)
-    return row
+    times: dict[tuple[str, bool], list[float]] = {}
+    for rep in range(repeats + 1):  # round 0 is the warm-up
+        for label, model, kwargs in models:
+            for tta in (False, True):
+                sync(device)
+                t0 = time.perf_counter()
+                model.predict(img, axes, tile=tile, device=device, amp=amp, tta=tta, **kwargs)
+                sync(device)
+                if rep:
+                    times.setdefault((label, tta), []).append(time.perf_counter() - t0)
+    rows = []
+    base = None
+    for label, _, _ in models:
+        one, aug = statistics.median(times[(label, False)]), statistics.median(times[(label, True)])
+        base = base or one
+        row = {"name": name, "variant": label, "shape": "x".join(map(str, shape)), "tile": tile, "filters": filters,
+               "seconds": one, "mpix_per_s": float(np.prod(shape)) / one / 1e6, "speedup": base / one,
+               "tta_seconds": aug, "tta_cost": aug / one, "load_avg": load_avg()}
+        print(f"  {name}, {label}: {row['mpix_per_s']:.2f} MPix/s ({one:.2f} s, x{row['speedup']:.2f}); "
+              f"TTA {aug:.2f} s = {row['tta_cost']:.2f} x one pass; load {row['load_avg']}", flush=True)
+        rows.append(row)
+    return rows
 
 
 def write_report(args, header, train_rows, pred_rows, dev_name, final: bool) -> str:
@@ -162,10 +207,14 @@ def write_report(args, header, train_rows, pred_rows, dev_name, final: bool) -> 
     for r in train_rows:
         lines.append(f"| {r['name']} | {r['threads']} | {r['patch']} | {r['batch']} | {r['mask']} | {r['step_ms']:.1f} | {r['steps_per_s']:.2f} | "
                      f"{r['patches_per_s']:.1f} | {r['mask_ms']:.2f} | {100 * r['mask_share']:.1f} % | {r['load_avg']:.2f} |")
-    lines += ["", "## Prediction speed (model.predict, tiled, median of repeats after a warm-up run)", "",
-              "| setting | threads | image | tile | seconds | MPix/s | load |", "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    lines += ["", "## Prediction speed (model.predict, tiled; variants interleaved, medians of repeats after a warm-up round)", "",
+              "Speed-up: against the first variant of the same setting, measured in the same rounds. TTA: the 4 flips "
+              "of a line mask; cost = time with TTA / time of one pass of the same variant.", "",
+              "| setting | variant | threads | image | tile | seconds | MPix/s | speed-up | TTA seconds | TTA cost | load |",
+              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in pred_rows:
-        lines.append(f"| {r['name']} | {r['threads']} | {r['shape']} | {r['tile']} | {r['seconds']:.2f} | {r['mpix_per_s']:.2f} | {r['load_avg']:.2f} |")
+        lines.append(f"| {r['name']} | {r['variant']} | {r['threads']} | {r['shape']} | {r['tile']} | {r['seconds']:.2f} | "
+                     f"{r['mpix_per_s']:.2f} | {r['speedup']:.2f}x | {r['tta_seconds']:.2f} | {r['tta_cost']:.2f}x | {r['load_avg']:.2f} |")
     lines += ["", f"Load average at end: {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f}."]
     text = "\n".join(lines) + "\n"
     tag = args.tag or ("cuda" if dev_name.startswith("cuda") else "cpu")
@@ -184,11 +233,15 @@ def main(argv=None) -> int:
     ap.add_argument("--steps3d", type=int, default=12, help="timed 3D steps per row")
     ap.add_argument("--repeats", type=int, default=3, help="timed prediction repeats")
     ap.add_argument("--quick", action="store_true", help="3 warm-up / 5 timed steps, 1 repeat")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: train2d,train3d,predict")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: train2d,train3d,predict,predict32 (the 32-filter row)")
     ap.add_argument("--threads", default=None, help="torch CPU threads, a comma list runs every part once per value, "
                     "e.g. '2,1' (default: torch's choice, = cores)")
     ap.add_argument("--tag", default=None, help="suffix of the result files (default: cpu / cuda)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--compare", type=Path, default=None, metavar="SRC",
+                    help="also predict with the package in SRC (e.g. /work/main/src, today's code), interleaved with "
+                    "this one")
+    ap.add_argument("--float32", action="store_true", help="with --compare: also this code in float32")
     args = ap.parse_args(argv)
     if args.quick:
         args.warmup, args.steps, args.steps3d, args.repeats = 3, 5, 3, 1
@@ -230,9 +283,17 @@ def main(argv=None) -> int:
                                   kernel_size=kern, pool=pool, seed=0)
                 train_rows.append(bench_train(label, img3, "ZYX", "1x9x1", cfg, min(args.warmup, 3), args.steps3d, dev_name))
         if "predict" not in skip:
-            pred_rows.append(bench_predict("2D 1024x1024, 16 filters", 2, 16, (1024, 1024), 256, args.repeats, dev_name))
-            pred_rows.append(bench_predict("2D 1024x1024, 32 filters", 2, 32, (1024, 1024), 256, args.repeats, dev_name))
-            pred_rows.append(bench_predict("3D 32x256x256, default net", 3, 16, (32, 256, 256), 256, args.repeats, dev_name))
+            import napari_structn2v
+
+            variants = [("this code", napari_structn2v, {})]
+            if args.compare is not None:
+                variants = [("today's code (" + str(args.compare) + ")", load_package(args.compare, "napari_structn2v_today"), {}),
+                            *variants] + ([("this code, float32", napari_structn2v, {"precision": "float32"})] if args.float32 else [])
+            for label, nd, filt, shape in (("2D 1024x1024, 16 filters", 2, 16, (1024, 1024)),
+                                           ("2D 1024x1024, 32 filters", 2, 32, (1024, 1024)),
+                                           ("3D 32x256x256, default net", 3, 16, (32, 256, 256))):
+                if not (filt == 32 and "predict32" in skip):
+                    pred_rows += bench_predict(label, nd, filt, shape, 256, args.repeats, dev_name, variants)
 
         for r in train_rows[tr0:] + pred_rows[pr0:]:
             r["threads"] = nthreads if not dev_name.startswith("cuda") else "-"

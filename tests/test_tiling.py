@@ -31,20 +31,28 @@ def test_axis_tiles_cover_the_axis_once_with_margins(size, tile, margin, multipl
     for c0, c1, i0, i1 in parts:
         written[c0:c1] += 1
         assert 0 <= i0 <= c0 < c1 <= i1 <= size  # the read range holds the core, inside the axis
-        assert c0 - i0 == min(margin, c0) or size <= tile  # a full margin, except at the start
-        assert i1 - c1 == min(margin, size - c1) or size <= tile  # and except at the end
+        assert c0 - i0 >= min(margin, c0) or size <= tile  # a full margin, except at the start
+        assert i1 - c1 >= min(margin, size - c1) or size <= tile  # and except at the end
         assert i1 - i0 <= tile  # a tile is never larger than asked
+        assert i0 % multiple == 0  # reads start on the pooling grid: tiles agree with a whole-image run
     assert (written == 1).all()  # no gaps, no overlaps
     cores = [c1 - c0 for c0, c1, _, _ in parts]
     assert all(c % multiple == 0 for c in cores[:-1])  # on the pooling grid; only the last is shorter
+    padded = {-(-(i1 - i0) // multiple) * multiple for _, _, i0, i1 in parts}
+    assert len(padded) == 1  # one shape for every tile (after padding to the multiple): one batch
+    if len(parts) > 1:  # the cores are spread evenly: the last is no shorter than a pooling step less than the others
+        assert cores[-1] > cores[0] - len(parts) * multiple
     assert core_sizes(size, tile, margin, multiple) == tuple(cores) and sum(cores) == size
 
 
 def test_axis_tiles_edges_and_a_small_axis():
     assert axis_tiles(50, 64, 16, 4) == [(0, 50, 0, 50)]  # no longer than a tile: one tile, no margins
-    assert axis_tiles(100, 64, 16, 4) == [(0, 32, 0, 48), (32, 64, 16, 80), (64, 96, 48, 100), (96, 100, 80, 100)]
+    # 4 cores of at most 32 are needed; 100 spread over 4 is 25, 28 on the grid of 4; every read is 28 + 2 * 16
+    assert axis_tiles(100, 64, 16, 4) == [(0, 28, 0, 60), (28, 56, 12, 72), (56, 84, 40, 100), (84, 100, 40, 100)]
+    # 1024 px, tiles of 256, margin 28: 6 cores of 172 (the last 164), not 5 of 200 and a sliver of 24
+    assert [c1 - c0 for c0, c1, _, _ in axis_tiles(1024, 256, 28, 4)] == [172] * 5 + [164]
     # a core below one pooling step is raised to it
-    assert axis_tiles(10, 4, 2, 4) == [(0, 4, 0, 6), (4, 8, 2, 10), (8, 10, 6, 10)]
+    assert axis_tiles(10, 4, 2, 4) == [(0, 4, 0, 8), (4, 8, 2, 10), (8, 10, 4, 10)]
 
 
 def test_margins_and_tile_sides():
@@ -98,14 +106,15 @@ def test_written_regions_cover_the_image_exactly_once(shape, axes, radius, multi
     assert plan.outer == tuple(a for a in axes if a in "ST" or (a == "Z" and len(radius) == 2))
 
 
-def test_sizes_not_divisible_by_the_tile_get_short_edge_tiles():
+def test_sizes_not_divisible_by_the_tile_get_even_cores_and_full_edge_tiles():
     plan = plan_tiles((130, 100), "YX", radius=(13, 13), multiple=(4, 4), tile=64, overlap=16)
-    assert [len(p) for p in plan.per_axis] == [3, 3]  # cores of 64 - 16
-    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[0]] == [48, 48, 34]
-    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[1]] == [48, 48, 4]
-    last = list(plan)[-1]  # the corner tile: short cores, a margin before them only
-    assert last.write == (slice(96, 130), slice(96, 100)) and last.read == (slice(88, 130), slice(88, 100))
-    assert last.crop == (slice(8, 42), slice(8, 12))
+    assert [len(p) for p in plan.per_axis] == [3, 3]  # cores of at most 64 - 16
+    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[0]] == [44, 44, 42]  # 130 / 3 on the grid of 4
+    assert [c1 - c0 for c0, c1, _, _ in plan.per_axis[1]] == [36, 36, 28]  # not 48, 48 and 4
+    last = list(plan)[-1]  # the corner tile: read as long as the others, moved inwards
+    assert last.write == (slice(88, 130), slice(72, 100)) and last.read == (slice(72, 130), slice(48, 100))
+    assert last.crop == (slice(16, 58), slice(24, 52))
+    assert {tuple(-(-(s.stop - s.start) // 4) * 4 for s in r.read) for r in plan} == {(60, 52)}  # one shape
 
 
 def test_z_context_reads_the_neighbours_range():
@@ -132,11 +141,13 @@ def test_pad_to_multiple_pads_the_end_only():
     padded = pad_to_multiple(x, (4, 4))
     assert padded.shape == (2, 8, 8)
     np.testing.assert_array_equal(padded[:, :5, :6], x)
-    np.testing.assert_array_equal(padded[:, 5, :6], x[:, 3])  # mirrored without repeating the edge
+    # zeros (the normalised low value), never copies of the last pixels, whose correlated noise
+    # would sit inside a line mask's reach of them a second time
+    assert (padded[:, 5:, :] == 0).all() and (padded[:, :, 6:] == 0).all()
     block = x[:, :4, :4]
     assert pad_to_multiple(block, (4, 4)) is block  # already on the grid: untouched
-    one = pad_to_multiple(x[:, :1, :1], (4, 4))  # longer padding than the block: the edge value
-    assert one.shape == (2, 4, 4) and (one == x[:, :1, :1]).all()
+    one = pad_to_multiple(x[:, :1, :1], (4, 4))  # longer padding than the block: zeros as well
+    assert one.shape == (2, 4, 4) and (one[:, 0, 0] == x[:, 0, 0]).all() and one[:, 1:].sum() == 0
 
 
 def test_tiling_does_not_import_torch():

@@ -186,10 +186,10 @@ def _cpu_copy(model: StructN2VModel) -> StructN2VModel:
 
 def _reference_output(model: StructN2VModel, x: np.ndarray) -> np.ndarray:
     """Our own prediction of the test input ``x``, in one tile per slice or volume: the package
-    must reproduce it."""
+    must reproduce it (in float32, the format the package runs in)."""
     sp = package_space(model)[0]
     tile = list(x.shape[-model.config.architecture.spatial_ndim:])
-    return model.predict(x[0], "C" + sp, tile=tile, device="cpu", tta=False)[None].astype(np.float32)
+    return model.predict(x[0], "C" + sp, tile=tile, device="cpu", tta=False, precision="float32")[None].astype(np.float32)
 
 
 def _package_network(model: StructN2VModel) -> tuple[Any, str, dict[str, Any]]:

@@ -164,6 +164,8 @@ class StructN2VModel:
         should_stop: Callable[[], bool] | None = None,
         check: bool = True,
         out: Any = None,
+        precision: str = "auto",
+        batch: int | None = None,
     ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
         """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
         :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
@@ -178,6 +180,10 @@ class StructN2VModel:
         read it block by block or on a strided sample. ``out`` (an array-like of the image's
         shape: a zarr array, a memmap, a napari layer's data) receives each finished tile and is
         returned, so the whole result is never held in memory.
+
+        ``precision`` (``"auto"``: bfloat16 on CPUs that have it, float16 on CUDA; or ``"float32"``,
+        ``"bfloat16"``, ``"float16"``) and ``batch`` (tiles per forward pass; default: what the
+        device's free memory holds) are :func:`~napari_structn2v.prediction.predict_tiles`'s.
         """
         arch = self.config.architecture
         image = np.asarray(image) if not hasattr(image, "shape") else image
@@ -203,6 +209,8 @@ class StructN2VModel:
                 should_stop=should_stop,
                 out=out,
                 z_context=self.z_context,
+                precision=precision,
+                batch=batch,
             )
         )
 

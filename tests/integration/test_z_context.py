@@ -62,7 +62,7 @@ def test_zcontext_unet_equals_our_prediction_including_end_slices(which, request
     x = torch.from_numpy((vol - low) / (high - low))[None, None]
     with torch.no_grad():
         y = net.eval()(x)[0, 0].numpy() * (high - low) + low
-    ref = model.predict(vol, "ZYX", tta=False)
+    ref = model.predict(vol, "ZYX", tta=False, precision="float32")
     assert y.shape == vol.shape and np.abs(y - ref).max() < 1e-4
     with torch.no_grad():  # two channels, a batch of two: channel-major stacks, per-sample slices
         two = torch.cat([x, 2 * x], 1)
@@ -169,14 +169,14 @@ def test_bmz_export_of_a_context_model_runs_in_bioimageio_and_comes_back(model1,
     assert test_in.shape[:3] == (1, 1, 7) and rdf["config"]["napari_structn2v"]["z_context"] == 1
     assert "Z context" in readme
     # the test output is our own prediction, end slices included
-    ours = model1.predict(test_in[0, 0], "ZYX", tta=False)
+    ours = model1.predict(test_in[0, 0], "ZYX", tta=False, precision="float32")
     np.testing.assert_allclose(test_out[0, 0], ours, atol=1e-5, rtol=0)
     # the TorchScript weights take any number of slices (scripted stacking), not only the test's 7
     low, high = model1.config.low[0], model1.config.high[0]
     vol = volume[1:6, :32, :44]
     with torch.no_grad():
         y = scripted(torch.from_numpy((vol - low) / (high - low))[None, None])[0, 0].numpy() * (high - low) + low
-    np.testing.assert_allclose(y, model1.predict(vol, "ZYX", tta=False), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(y, model1.predict(vol, "ZYX", tta=False, precision="float32"), atol=1e-4, rtol=0)
 
     back = load_model(out)
     assert back.z_context == 1 and back.config.architecture == model1.config.architecture
