@@ -17,6 +17,7 @@ reading and writing (version 0.4) is :mod:`~napari_structn2v.ome_zarr`'s, the ou
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -27,12 +28,12 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import DataError, OutputError
+from .errors import DataError, OutputError, OutputExistsError, StructN2VError
 from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr
 from .output_checks import check_output, check_output_folder
 
 __all__ = [
-    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output",
+    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "commit_file",
     "check_output_folder", "create_ome_zarr", "default_chunks", "image_format", "ome_metadata", "open_image",
     "open_output", "read_image", "write_atomic", "write_image",
 ]
@@ -120,28 +121,118 @@ def _open_tiff(p: Path) -> OpenedImage:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``.
+def atomic_file(path: str | Path, *, replace: bool | None = None) -> Iterator[IO[bytes]]:
+    """Open a temporary file next to ``path`` for binary writing; on success it becomes ``path``.
 
     The temporary file lives in the same folder (``os.replace`` is atomic only within one file
-    system) and is removed if the writer fails, so ``path`` is either the old file or the new one.
+    system) and is removed if the writer fails or the process is stopped by a signal the CLI
+    turns into an exception, so ``path`` is either the old file or the new one. A full disk
+    raises :class:`OutputError` naming the file.
+
+    ``replace``: True replaces an existing ``path``; False never does (a file that appears there
+    while writing is kept, and the result is saved next to it under a new name, see
+    :func:`commit_file`); None (the default) replaces only a file that was there when the
+    write started.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    replace = _replace_rule(p, replace)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     os.close(fd)  # reopened by name: tifffile wants a file object with a real name
     try:
-        with open(tmp, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, p)
+        try:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
+        commit_file(Path(tmp), p, replace=replace)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _replace_rule(p: Path, replace: bool | None) -> bool:
+    """``replace`` decided now: None means "only what is there at the start"."""
+    return p.exists() if replace is None else bool(replace)
+
+
+#: errno values that mean "the disk (or the user's quota, or the file size limit) is full"
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _write_error(p: Path, exc: OSError, *, full_only: bool = False) -> StructN2VError | OSError:
+    """One clear :class:`OutputError` for a write that failed for lack of space (or, unless
+    ``full_only``: of permission, or a folder removed meanwhile); other errors as they are."""
+    if exc.errno in _FULL:
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror or 'no space left on device'}; nothing was written there")
+    if not full_only and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror}; nothing was written there")
+    return exc
+
+
+def commit_file(tmp: Path, target: Path, *, replace: bool) -> Path:
+    """Put the finished temporary file (or folder) ``tmp`` at ``target``.
+
+    ``replace=True``: one ``os.replace`` (a folder: the old one is moved aside first). False: a
+    hard link, which fails if ``target`` appeared meanwhile instead of replacing it (a folder: a
+    rename, which fails on a non-empty folder or a file). Then the result is kept under a new
+    name next to ``target`` and :class:`OutputError` says where: nothing is lost either way.
+    """
+    mode = (0o777 if tmp.is_dir() else 0o666) & ~_umask()
+    os.chmod(tmp, mode)  # mkstemp / mkdtemp make private files; give the usual permissions
+    if tmp.is_dir():
+        if replace:
+            _replace_folder(tmp, target)
+            return target
+        try:
+            os.rename(tmp, target)
+            return target
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    elif replace:
+        os.replace(tmp, target)
+        return target
+    else:
+        try:
+            os.link(tmp, target)  # atomic and never replaces: EEXIST if someone was faster
+            os.unlink(tmp)
+            return target
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: the check and the rename are two steps
+            if not target.exists() and not target.is_symlink():
+                os.rename(tmp, target)
+                return target
+    kept = _keep_aside(tmp, target)
+    raise OutputExistsError(
+        f"{str(target)!r} appeared while the result was being written and was left as it is; "
+        f"the result was saved to {str(kept)!r} instead", str(kept)
+    )
+
+
+def _keep_aside(tmp: Path, target: Path) -> Path:
+    """Rename ``tmp`` to the first free ``<name>.structn2v-<n><suffixes>`` next to ``target``."""
+    name = target.name
+    suffix = "".join(target.suffixes[-2:]) if name.lower().endswith(".ome.zarr") else target.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    for n in range(1, 10_000):
+        candidate = target.with_name(f"{stem}.structn2v-{n}{suffix}")
+        if candidate.exists() or candidate.is_symlink():
+            continue
+        try:
+            if tmp.is_dir():
+                os.rename(tmp, candidate)
+            else:
+                os.link(tmp, candidate)
+                os.unlink(tmp)
+            return candidate
+        except OSError:
+            continue
+    raise OutputError(f"{str(target)!r} appeared while the result was being written; no free name was found next to it")
 
 
 def _umask() -> int:
@@ -150,9 +241,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, writer: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``writer(fh)`` on a temporary file that then replaces ``path`` (see :func:`atomic_file`)."""
-    with atomic_file(path) as fh:
+def write_atomic(path: str | Path, writer: Callable[[IO[bytes]], object], *, replace: bool | None = None) -> Path:
+    """Call ``writer(fh)`` on a temporary file that then becomes ``path`` (see :func:`atomic_file`)."""
+    with atomic_file(path, replace=replace) as fh:
         writer(fh)
     return Path(path)
 
@@ -166,7 +257,10 @@ def _format_or_fail(p: Path) -> str:
     return fmt
 
 
-def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None, scale: Sequence[float] | None = None) -> Path:
+def write_image(
+    path: str | Path, image: np.ndarray, *, axes: str | None = None, scale: Sequence[float] | None = None,
+    replace: bool | None = None,
+) -> Path:
     """Write ``image`` as float32, atomically, in the format named by the extension.
 
     ``.tif``/``.tiff``: a TIFF whose metadata keep the shape and, when given, the ``axes`` (so a
@@ -174,7 +268,7 @@ def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None,
     :data:`BIGTIFF_BYTES`; ``.npy``: a NumPy file; ``.zarr``/``.ome.zarr``: an OME-Zarr 0.4 image
     with ``axes`` and ``scale`` (see :func:`open_output`). Any other extension raises
     :class:`OutputError` (nothing is written under a misleading name). A lazy ``image`` (zarr,
-    dask, memmap) is copied block by block.
+    dask, memmap) is copied block by block. ``replace`` as for :func:`atomic_file`.
     """
     p = Path(path)
     fmt = _format_or_fail(p)
@@ -183,19 +277,19 @@ def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None,
     from .prediction import is_lazy, iter_blocks
 
     if fmt == "zarr" or is_lazy(image):
-        with open_output(p, tuple(image.shape), axes=axes, scale=scale) as out:
+        with open_output(p, tuple(image.shape), axes=axes, scale=scale, replace=replace) as out:
             for key in iter_blocks(image.shape):
                 out[key] = np.asarray(image[key], dtype=np.float32)
         return p
     arr = np.asarray(image, dtype=np.float32)
     if fmt == "npy":
-        return write_atomic(p, lambda fh: np.save(fh, arr, allow_pickle=False))
+        return write_atomic(p, lambda fh: np.save(fh, arr, allow_pickle=False), replace=replace)
     import tifffile
 
     metadata = {"axes": axes.upper()} if axes else {}
     return write_atomic(p, lambda fh: tifffile.imwrite(
         fh, arr, metadata=metadata, bigtiff=arr.nbytes >= BIGTIFF_BYTES, photometric="minisblack"  # a 3-long axis is not RGB
-    ))
+    ), replace=replace)
 
 
 @contextlib.contextmanager
@@ -206,6 +300,7 @@ def open_output(
     axes: str | None = None,
     scale: Sequence[float] | None = None,
     chunks: Sequence[int] | None = None,
+    replace: bool | None = None,
 ) -> Iterator[Any]:
     """A writable float32 array-like of ``shape`` that becomes ``path`` when the block ends.
 
@@ -213,8 +308,11 @@ def open_output(
     never held in memory: ``.zarr``/``.ome.zarr`` is an OME-Zarr 0.4 image (zarr format 2, one
     level ``"0"``, chunks from :func:`default_chunks`), ``.tif``/``.tiff`` a memory-mapped TIFF
     (BigTIFF above :data:`BIGTIFF_BYTES`), ``.npy`` a memory-mapped NumPy file. Everything is
-    written into a temporary file or folder next to ``path``, which replaces ``path`` only when the
-    block ends without an exception (the old file or store is kept otherwise).
+    written into a temporary file or folder next to ``path``, which becomes ``path`` only when the
+    block ends without an exception (the old file or store is kept otherwise, and the temporary
+    one removed). The disk space of a memory-mapped file is reserved before the block starts: a
+    full disk is an :class:`OutputError` then, not a bus error (SIGBUS) when a tile is written
+    into the mapping. ``replace`` as for :func:`atomic_file`.
     """
     p = Path(path)
     fmt = _format_or_fail(p)
@@ -222,43 +320,75 @@ def open_output(
     if axes is not None and len(axes) != len(shape):
         raise DataError(f"axes {axes!r} do not describe an array of shape {shape}")
     p.parent.mkdir(parents=True, exist_ok=True)
+    replace = _replace_rule(p, replace)
     if fmt == "zarr":
         import_zarr()  # a missing zarr fails before any folder is made
         tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part"))
-        try:
-            yield create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
-            _replace_folder(tmp, p)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    else:
+        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
     try:
-        if fmt == "npy":
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        else:
-            import tifffile
-
-            metadata = {"axes": axes.upper()} if axes else {}
-            big = int(np.prod(shape)) * 4 >= BIGTIFF_BYTES
-            array = tifffile.memmap(tmp, shape=shape, dtype=np.float32, bigtiff=big, metadata=metadata, photometric="minisblack")
+        try:
+            array = _create_output(tmp, fmt, shape, axes, scale, chunks)
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
         yield array
-        array.flush()
+        try:
+            if fmt != "zarr":
+                array.flush()
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
         del array
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
+        commit_file(tmp, p, replace=replace)
+    except OSError as exc:  # a zarr chunk written on a full disk (the block's other errors pass as they are)
+        _remove(tmp)
+        raise _write_error(p, exc, full_only=True) from exc
     except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _create_output(tmp: Path, fmt: str, shape: tuple[int, ...], axes, scale, chunks) -> Any:
+    """The writable array of :func:`open_output` in the temporary file or folder ``tmp``."""
+    if fmt == "zarr":
+        return create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
+    if fmt == "npy":
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    else:
+        import tifffile
+
+        metadata = {"axes": axes.upper()} if axes else {}
+        big = int(np.prod(shape)) * 4 >= BIGTIFF_BYTES
+        array = tifffile.memmap(tmp, shape=shape, dtype=np.float32, bigtiff=big, metadata=metadata, photometric="minisblack")
+    _reserve(tmp)
+    return array
+
+
+def _reserve(path: Path) -> None:
+    """Allocate every block of the (sparse) file ``path``: writing into a memory map of a sparse
+    file on a full disk kills the process with SIGBUS, an allocation fails with ENOSPC instead.
+    (Without ``posix_fallocate``, on macOS and Windows, the file stays as it is.)"""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)  # glibc writes zeros where the file system cannot allocate
+    finally:
+        os.close(fd)
+
+
+def _remove(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
 
 
 def _replace_folder(new: Path, target: Path) -> None:
     """Put the finished folder ``new`` at ``target``: one rename, after moving an old ``target``
     aside (removed only once the new one is in place)."""
-    os.chmod(new, 0o777 & ~_umask())
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))

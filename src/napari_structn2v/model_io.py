@@ -1,6 +1,7 @@
 """Trained models: weights + config in one file that loads without executing pickled code."""
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from collections.abc import Callable, Generator, Sequence
@@ -221,14 +222,23 @@ class StructN2VModel:
 
         The file is written atomically (a temporary file in the same folder, then renamed), so an
         interrupted save leaves any previous file intact. ``overwrite=False`` refuses to replace an
-        existing file (:class:`~napari_structn2v.errors.OutputError`).
+        existing file (:class:`~napari_structn2v.errors.OutputError`), also one that appears while
+        the file is written. A full disk or an unwritable folder is an ``OutputError`` too.
         """
         from .io import check_output, write_atomic
 
-        path = check_output(path, option="model file", overwrite=overwrite)
+        path = check_output(path, option="model file", overwrite=overwrite, store=False)
+        data = self.to_bytes()
+        return write_atomic(path, lambda fh: fh.write(data), replace=None if overwrite else False)
+
+    def to_bytes(self) -> bytes:
+        """The model file's content. Serialised in memory first: torch writing straight to a
+        file turns a full disk into a ``RuntimeError`` ("enforce fail at inline_container.cc")
+        instead of the ``OSError`` a plain write raises (a model is a few MB)."""
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        blob = {"config": self.config.to_json(), "state_dict": state}
-        return write_atomic(path, lambda fh: torch.save(blob, fh))
+        buffer = io.BytesIO()
+        torch.save({"config": self.config.to_json(), "state_dict": state}, buffer)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | Path) -> StructN2VModel:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from .checks import check_patch_fits, check_patch_multiple, check_train_settings
 from .config import TrainConfig
 from .data import PatchSampler, normalize, percentiles, split_validation
 from .devices import resolve_device
-from .errors import DataError, StructN2VError
+from .errors import DataError, StructN2VError, StructN2VWarning
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
 from .masks import describe_mask, validate_mask
@@ -253,8 +254,20 @@ def _validate(run: _Run, log: _Log) -> Validation:
         log.best_val, log.best_step = vl, run_step
         if run.ckpt is not None:
             run.model.config.training = _provenance(run, log)
-            run.model.save(run.ckpt / "best.pt")
+            _checkpoint(run, "best.pt")
     return Validation(step=run_step, val_loss=vl, best=is_best)
+
+
+def _checkpoint(run: _Run, name: str) -> None:
+    """Save the model as ``name`` in the checkpoint folder. A checkpoint that cannot be written (a
+    full disk, a folder made read-only) must not end the training it is a copy of: a warning,
+    and no more checkpoints in this run."""
+    try:
+        run.model.save(run.ckpt / name)
+    except (OSError, StructN2VError) as exc:
+        warnings.warn(f"checkpoint {name} not written ({exc}); training goes on without checkpoints",
+                      StructN2VWarning, stacklevel=2)
+        run.ckpt = None
 
 
 def _preview_due(run: _Run, step: int, preview_image) -> bool:
@@ -294,7 +307,7 @@ def _finish(run: _Run, log: _Log) -> TrainDone:
     run.model.config.training = _provenance(run, log)
     run.model.config.training["stopped"] = log.stopped
     if run.ckpt is not None:
-        run.model.save(run.ckpt / "last.pt")
+        _checkpoint(run, "last.pt")
     return TrainDone(model=run.model, stopped=log.stopped, step=run.at(log.step))
 
 

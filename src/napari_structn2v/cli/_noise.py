@@ -62,8 +62,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.out_autocorr:
         check_output(
             args.out_autocorr, option="--out-autocorr", overwrite=args.overwrite,
-            inputs={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,
+            protected={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,  # an autocorrelation is another kind of image
         )
+        replace = bool(args.overwrite) and Path(args.out_autocorr).exists()
     image = read_image(args.noise)
     check_dtype(image, f"{args.noise}")
     check_finite(image, f"{args.noise}")
@@ -71,7 +72,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
     result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
     if args.out_autocorr:
-        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
+        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes, replace=replace)
         log.info("autocorrelation written to %s", args.out_autocorr)
     shapes = ", ".join(str(r.shape) for r in regions)
     log.info("%s: %s %s, axes %s", args.noise, "regions" if len(regions) > 1 else "shape", shapes, axes)
