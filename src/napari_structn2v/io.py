@@ -34,7 +34,7 @@ from .output_checks import check_output, check_output_folder
 
 __all__ = [
     "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "commit_file",
-    "check_output_folder", "create_ome_zarr", "default_chunks", "image_format", "ome_metadata", "open_image",
+    "check_output_folder", "create_ome_zarr", "default_chunks", "free_name", "image_format", "ome_metadata", "open_image",
     "open_output", "read_image", "write_atomic", "write_image",
 ]
 
@@ -214,18 +214,27 @@ def commit_file(tmp: Path, target: Path, *, replace: bool) -> Path:
     )
 
 
-def _keep_aside(tmp: Path, target: Path) -> Path:
-    """Rename ``tmp`` to the first free ``<name>.structn2v-<n><suffixes>`` next to ``target``."""
+def free_name(target: str | Path) -> Path:
+    """The first ``<name>.structn2v-<n><suffix>`` next to ``target`` that does not exist (the
+    suffix kept, ``.ome.zarr`` whole, so the file still opens as what it is)."""
+    target = Path(target)
     name = target.name
     suffix = "".join(target.suffixes[-2:]) if name.lower().endswith(".ome.zarr") else target.suffix
     stem = name[: len(name) - len(suffix)] if suffix else name
     for n in range(1, 10_000):
         candidate = target.with_name(f"{stem}.structn2v-{n}{suffix}")
-        if candidate.exists() or candidate.is_symlink():
-            continue
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+    raise OutputError(f"no free name next to {str(target)!r}; clean up its .structn2v-N copies")
+
+
+def _keep_aside(tmp: Path, target: Path) -> Path:
+    """Move ``tmp`` to a :func:`free_name` next to ``target``, never replacing anything."""
+    for _ in range(100):  # another writer may take the name between the look and the move
+        candidate = free_name(target)
         try:
             if tmp.is_dir():
-                os.rename(tmp, candidate)
+                os.rename(tmp, candidate)  # fails on a non-empty folder
             else:
                 os.link(tmp, candidate)
                 os.unlink(tmp)

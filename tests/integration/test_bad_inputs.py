@@ -2,11 +2,21 @@
 a StructN2VError subclass), and no input or existing file changes by a single byte.
 
 One case or more per class of issue 7: data loss, late failure, unchecked options and shapes,
-silent wrong results.
+silent wrong results; and per item of issue 19: a full disk, a folder made read-only, a file that
+appears at the output meanwhile, SIGTERM, hand-edited model files and misleading messages. The
+full-disk and read-only cases run on a real 2 MB tmpfs (root mounts it, as in CI; they skip with
+the reason where mounting is not permitted); the signals are real SIGTERMs to a real subprocess.
 """
+import contextlib
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +51,9 @@ def src(tmp_path_factory):
     tifffile.imwrite(d / "existing.tif", np.ones((4, 4), np.uint8))
     (d / "existing.pt").write_bytes(b"the user's other model")
     (d / "afolder").mkdir()
+    (d / "ck").mkdir()
+    (d / "ck" / "last.pt").write_bytes(b"the checkpoint of another run")
+    write_image(d / "existing.zarr", np.ones((8, 8), np.float32), axes="YX")
     (d / "demo").mkdir()
     tifffile.imwrite(d / "demo" / "noisy.tif", np.ones((4, 4), np.uint8))
     model = train(img, "YX", "3x1", TrainConfig(**FAST))
@@ -77,6 +90,11 @@ CLI_CASES = [
     ("train over a file", [*TRAIN, "--out", "existing.pt"], "already exists"),
     ("train over the resumed model", [*TRAIN, "--resume", "m.pt", "--out", "m.pt"], "is the model being resumed"),
     ("analyze over the dark frame", ["analyze-noise", "dark.tif", "--out-autocorr", "dark.tif"], "is the noise image"),
+    ("analyze over the dark frame even with --overwrite", ["analyze-noise", "dark.tif", "--out-autocorr", "dark.tif",
+                                                          "--overwrite"], "is the noise image; writing there would destroy it"),
+    ("checkpoints over another run's", [*TRAIN, "--out", "new.pt", "--checkpoint-dir", "ck"],
+     "--checkpoint-dir file last.pt"),
+    ("train into a zarr store even with --overwrite", [*TRAIN, "--out", "existing.zarr", "--overwrite"], "is a folder"),
     ("demo over an earlier demo", ["demo", "--out", "demo", "--steps", "1"], "already exists"),
     # late failure: the output place is checked before any work
     ("train into a folder", [*TRAIN, "--out", "afolder"], "is a folder"),
@@ -189,3 +207,209 @@ def test_api_warns_on_another_intensity_scale_and_keeps_the_input(work):
     with warnings.catch_warnings():
         warnings.simplefilter("error", errors.IntensityWarning)
         model.predict(_img(work))  # the training data's own scale: no warning
+
+
+# -- issue 19: the world misbehaves -----------------------------------------------------------
+def _cli(*args, cwd, **kwargs):
+    """``structn2v ARGS`` in a subprocess (a crash such as SIGBUS must not take pytest with it)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(errors.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "napari_structn2v.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture
+def small_disk(work):
+    """``work/full``: a real 2 MB tmpfs, unmounted afterwards."""
+    d = work / "full"
+    d.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)], capture_output=True, text=True)
+    if done.returncode != 0:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'}): the full-disk cases need one")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def _fill(disk, leave=8 << 10):
+    """Fill ``disk`` but for about ``leave`` bytes."""
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(disk / "filler", "wb") as fh:
+        fh.write(b"\0" * max(free - leave, 0))
+
+
+def _disk_hashes(work):
+    """The user's files outside the tmpfs (its content is checked on its own)."""
+    return {k: v for k, v in hashes(work).items() if not k.startswith("full")}
+
+
+@pytest.mark.parametrize("name", ["o.tif", "o.npy", "o.zarr"])
+def test_predict_on_a_full_disk_is_one_line_and_leaves_no_part_file(work, small_disk, name):
+    """A memory-mapped .tif/.npy output on a full disk was a SIGBUS (exit -7, nothing said) and a
+    hidden .part file that kept the disk full."""
+    (small_disk / "keep.tif").write_bytes(b"an older result")
+    _fill(small_disk)
+    before = _disk_hashes(work)
+    on_disk = sorted(p.name for p in small_disk.iterdir())
+    proc = _cli("predict", "m.pt", "img.tif", "--out", f"full/{name}", "--no-tta", cwd=work)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("structn2v: error: cannot write")
+    assert "No space left on device" in err
+    assert sorted(p.name for p in small_disk.iterdir()) == on_disk  # no .part left behind
+    assert (small_disk / "keep.tif").read_bytes() == b"an older result"
+    assert _disk_hashes(work) == before
+
+
+def test_train_on_a_full_disk_rescues_the_model(work, small_disk, capsys):
+    """torch turned the full disk into a RuntimeError that skipped the rescue: a traceback, and the
+    trained model was lost."""
+    _fill(small_disk)
+    before = _disk_hashes(work)
+    rc = main([*TRAIN, "--out", "full/m.pt", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "cannot write 'full/m.pt': No space left on device" in err and "the trained model was saved to" in err
+    rescued = [k for k in _disk_hashes(work) if k.startswith("structn2v-rescued-")]
+    assert len(rescued) == 1 and rescued[0] in err
+    assert load_model(work / rescued[0]).config.training["steps_done"] == 2
+    after = _disk_hashes(work)
+    del after[rescued[0]]
+    assert after == before and sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+
+
+def test_train_with_a_full_checkpoint_dir_warns_and_saves_the_model(work, small_disk, capsys):
+    """A checkpoint that cannot be written ended the training (with a traceback)."""
+    _fill(small_disk)
+    before = _disk_hashes(work)
+    rc = main([*TRAIN, "--out", "new.pt", "--checkpoint-dir", "full/ck", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 0, err
+    assert err.splitlines() == [err] and err.startswith("warning: checkpoint best.pt not written")
+    assert "No space left on device" in err and "training goes on without checkpoints" in err
+    after = _disk_hashes(work)
+    assert load_model(work / "new.pt") and after.pop("new.pt") and after == before
+    assert sorted(p.name for p in (small_disk / "ck").iterdir()) == []
+
+
+@contextlib.contextmanager
+def _after_training(monkeypatch, action):
+    """Run ``action()`` when training ends, before the model is saved: the world changing while
+    the user waited."""
+    from napari_structn2v.cli import _train
+
+    original = _train._run_training
+
+    def wrapped(*args, **kwargs):
+        done = original(*args, **kwargs)
+        action()
+        return done
+
+    monkeypatch.setattr(_train, "_run_training", wrapped)
+    yield
+
+
+def test_train_into_a_folder_made_read_only_meanwhile_rescues_the_model(work, small_disk, monkeypatch, capsys):
+    before = _disk_hashes(work)
+
+    def read_only():
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+
+    with _after_training(monkeypatch, read_only):
+        rc = main([*TRAIN, "--out", "full/m.pt", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "'full/m.pt' cannot be written in 'full': Read-only file system" in err
+    after = _disk_hashes(work)
+    rescued = [k for k in after if k.startswith("structn2v-rescued-")]
+    assert len(rescued) == 1 and load_model(work / rescued[0])
+    assert f"the trained model was saved to '{work / rescued[0]}' instead" in err
+    del after[rescued[0]]
+    assert after == before and list(small_disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_train_never_replaces_a_file_that_appeared_at_out_meanwhile(work, monkeypatch, capsys, overwrite):
+    """Two `train --out same.pt` at once both said "model saved"; one model was gone."""
+    before = hashes(work)
+    with _after_training(monkeypatch, lambda: (work / "same.pt").write_bytes(b"the other run's model")):
+        rc = main([*TRAIN, "--out", "same.pt", "--quiet", *overwrite])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "'same.pt' appeared during the training and was left as it is" in err
+    assert "the trained model was saved to 'same.structn2v-1.pt' instead" in err
+    assert (work / "same.pt").read_bytes() == b"the other run's model"
+    assert load_model(work / "same.structn2v-1.pt")
+    after = hashes(work)
+    assert after.pop("same.pt") and after.pop("same.structn2v-1.pt") and after == before
+
+
+def test_predict_never_replaces_a_file_that_appeared_at_out_meanwhile(work, monkeypatch, capsys):
+    from napari_structn2v.model_io import StructN2VModel
+
+    original = StructN2VModel.predict_iter
+
+    def racing(self, *args, **kwargs):
+        (work / "o.tif").write_bytes(b"someone else's result")
+        return (yield from original(self, *args, **kwargs))
+
+    monkeypatch.setattr(StructN2VModel, "predict_iter", racing)
+    before = hashes(work)
+    rc = main(["predict", "m.pt", "img.tif", "--out", "o.tif", "--quiet", "--no-tta"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "'o.tif' appeared while the result was being written" in err, err
+    assert (work / "o.tif").read_bytes() == b"someone else's result"
+    assert tifffile.imread(work / "o.structn2v-1.tif").shape == (64, 64)
+    after = hashes(work)
+    assert after.pop("o.tif") and after.pop("o.structn2v-1.tif") and after == before
+
+
+def _wait_for(proc, predicate, what, timeout=240):
+    t0 = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended (rc {proc.returncode}) before {what}: {proc.stderr.read()}")
+        if time.monotonic() - t0 > timeout:
+            proc.kill()
+            pytest.fail(f"no {what} after {timeout} s")
+        time.sleep(0.05)
+
+
+def test_sigterm_during_train_saves_the_model_like_ctrl_c(work):
+    """SIGTERM (SLURM's time limit, docker stop) exited 143 with nothing saved and nothing said."""
+    before = hashes(work)
+    proc = _cli(*TRAIN[:6], "--steps", "100000", "--patch", "32", "--batch", "2", "--filters", "8", "--device", "cpu",
+                "--out", "new.pt", cwd=work)
+    lines = []
+    _wait_for(proc, lambda: lines.append(proc.stdout.readline()) or lines[-1].startswith("step "), "a training step")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM): stopping after this step and saving the model so far" in err
+    assert "Traceback" not in err and "the model so far is saved to new.pt" in out
+    model = load_model(work / "new.pt")
+    assert model.config.training["stopped"] and 0 < model.config.training["steps_done"] < 100000
+    after = hashes(work)
+    assert after.pop("new.pt") and after == before
+
+
+def test_sigterm_during_predict_removes_the_part_file(work):
+    big = np.tile(tifffile.imread(work / "img.tif"), (24, 24))  # 1536 x 1536: some seconds of prediction
+    tifffile.imwrite(work / "big.tif", big)
+    before = hashes(work)
+    proc = _cli("predict", "m.pt", "big.tif", "--out", "o.tif", "--tile", "64", cwd=work)
+    _wait_for(proc, lambda: any(p.name.endswith(".part") for p in work.iterdir()), "a .part file")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "structn2v: terminated (SIGTERM); unfinished outputs were removed"
+    assert "Traceback" not in err
+    assert hashes(work) == before  # no .part file, no output
+
+
+def test_closed_stdout_ends_info_quietly(work):
+    """`structn2v info m.pt | head -1` said "error: Broken pipe" and exited 2."""
+    proc = _cli("info", "m.pt", cwd=work)
+    proc.stdout.close()  # the reader went away before the summary was written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == ""

@@ -139,7 +139,12 @@ def _save_model(model, out: str, *, replace: bool) -> Path:
     removed or made read-only, a file that appeared meanwhile), the model is saved elsewhere and
     :class:`OutputError` says where: a finished training is never lost."""
     from ..errors import OutputExistsError
+    from ..io import free_name
 
+    if not replace and Path(out).exists():  # another run, or the user, put a file there meanwhile
+        kept = model.save(free_name(out), overwrite=False)
+        raise OutputExistsError(f"{out!r} appeared during the training and was left as it is; "
+                                f"the trained model was saved to {str(kept)!r} instead", str(kept))
     try:
         return model.save(out, overwrite=replace)
     except OutputExistsError:
