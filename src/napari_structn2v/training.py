@@ -289,8 +289,11 @@ def _provenance(run: _Run, log: _Log) -> dict:
 
     curves = training_curves(log.losses, run.at(log.step), log.val_losses, run.inputs.history)
     best_val = log.best_val if math.isfinite(log.best_val) else None
+    arch = run.model.config.architecture
+    config = run.cfg.to_dict()  # with the network actually trained (a resumed model keeps its own)
+    config.update(depth=arch.depth, base_filters=arch.base_filters, pool=list(arch.pool), kernel_size=list(arch.kernel_size))
     return {
-        "config": run.cfg.to_dict(),
+        "config": config,
         "mask": describe_mask(run.inputs.mask),
         "steps_done": run.at(log.step),
         "final_loss": float(np.mean(log.losses[-50:])) if log.losses else None,

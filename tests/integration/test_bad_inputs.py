@@ -413,3 +413,93 @@ def test_closed_stdout_ends_info_quietly(work):
     proc.stdout.close()  # the reader went away before the summary was written
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def _edited_model(work, edit):
+    """m.pt with its stored config changed by ``edit(config dict)``, as a hand edit would."""
+    import json
+
+    import torch
+
+    blob = torch.load(work / "m.pt", weights_only=True)
+    config = json.loads(blob["config"])
+    edit(config)
+    blob["config"] = json.dumps(config)
+    torch.save(blob, work / "edited.pt")
+    return work / "edited.pt"
+
+
+def _set(path, value):
+    def edit(config):
+        *keys, last = path.split(".")
+        node = config
+        for key in keys:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+EDITED_MODELS = [
+    ("depth -1", _set("architecture.depth", -1), "the model's architecture.depth must be in [1, 6], got -1"),
+    ("string low", _set("normalization.low", ["low"]), "the model's normalization.low must be a number, got 'low'"),
+    ("pool 0", _set("architecture.pool", [0, 0]), "the model's architecture.pool must be in [1, 8], got 0"),
+    ("huge filters", _set("architecture.base_filters", 1e7), "the model's architecture.base_filters must be an integer"),
+    ("pool 1 (no weights to tell)", _set("architecture.pool", [1, 1]),
+     "the model's architecture.pool is [1, 1] but the model was trained with [2, 2]"),
+    ("bad axes", _set("axes", "QQ"), "the model's stored axes are invalid: axes 'QQ' contain 'Q'"),
+    ("high below low", _set("normalization.high", [-1e9]), "the model's normalization.high must be above low"),
+    ("3D mask for a 2D net", _set("mask", [[[1]]]), "the model's mask must be 2D for the 2D network"),
+    ("no architecture", lambda c: c.pop("architecture"), "the model's architecture is missing"),
+    ("z context without its channels", _set("z_context", 2), "the model's architecture.in_channels must be 5"),
+    ("other weights", _set("architecture.base_filters", 4), "the weights do not match the stored architecture"),
+]
+
+
+@pytest.mark.parametrize("edit, words", [c[1:] for c in EDITED_MODELS], ids=[c[0] for c in EDITED_MODELS])
+def test_hand_edited_model_file_is_one_clear_error(work, capsys, edit, words):
+    """Tracebacks (TypeError, ValueError, ZeroDivisionError, a 3.6 PB allocation) or a silent
+    wrong architecture before."""
+    path = _edited_model(work, edit)
+    before = hashes(work)
+    with pytest.raises(errors.ModelFileError) as info:
+        load_model(path)
+    assert words in str(info.value) and str(info.value).startswith("'") and "\n" not in str(info.value)
+    rc = main(["predict", str(path), "img.tif", "--out", "o.tif"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.splitlines() == [err] and words in err and "Traceback" not in err
+    assert hashes(work) == before
+
+
+def test_non_finite_weights_are_refused(work):
+    import torch
+
+    blob = torch.load(work / "m.pt", weights_only=True)
+    name = next(iter(blob["state_dict"]))
+    blob["state_dict"][name] = torch.full_like(blob["state_dict"][name], float("nan"))
+    torch.save(blob, work / "nan.pt")
+    with pytest.raises(errors.ModelFileError, match=f"the weights hold NaN or infinite values \\(in {name}\\)"):
+        load_model(work / "nan.pt")
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("folder", "is a folder; give the model file (.pt or .zip) inside it"),
+    ("symlink loop", "is a symbolic link loop, not a file"),
+    ("fifo", "is not a regular file (a pipe, socket or device)"),
+    ("dangling symlink", "is a symbolic link to a missing file"),
+])
+def test_model_path_that_is_no_file_is_named_for_what_it_is(work, capsys, kind, words):
+    """A folder, a symlink loop or a FIFO as the model were all "does not exist"."""
+    path = work / "model-thing"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "symlink loop":
+        path.symlink_to(path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(work / "gone.pt")
+    before = hashes(work) if kind == "folder" else None
+    rc = main(["predict", str(path), "img.tif", "--out", "o.tif"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.splitlines() == [err] and words in err, err
+    assert not (work / "o.tif").exists() and (before is None or hashes(work) == before)
