@@ -59,3 +59,7 @@ class StructN2VWarning(UserWarning):
 
 class IntensityWarning(StructN2VWarning):
     """The input's intensities lie far outside the range the model was normalised on."""
+
+
+class MetadataWarning(StructN2VWarning):
+    """A file's metadata (its stored axes) cannot be used and are ignored."""

@@ -21,6 +21,7 @@ import errno
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ from .output_checks import check_output, check_output_folder
 
 __all__ = [
     "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "commit_file",
-    "check_output_folder", "create_ome_zarr", "default_chunks", "free_name", "image_format", "ome_metadata", "open_image",
+    "check_output_folder", "create_ome_zarr", "default_chunks", "free_name", "image_format", "metadata_axes", "ome_metadata",
+    "open_image",
     "open_output", "read_image", "write_atomic", "write_image",
 ]
 
@@ -92,9 +94,29 @@ def open_image(path: str | Path) -> OpenedImage:
         raise DataError(f"cannot read {str(p)!r} as {kind} image: {exc}") from exc
     if int(np.prod(opened.data.shape)) == 0:
         raise DataError(f"{str(p)!r} holds an empty image (shape {tuple(opened.data.shape)})")
-    if opened.axes is not None and len(opened.axes) != len(opened.data.shape):
-        opened = OpenedImage(opened.data, None, None)  # metadata that do not fit are ignored
-    return opened
+    axes = metadata_axes(opened.axes, len(opened.data.shape), p)
+    scale = opened.scale if axes is not None and opened.scale is not None and len(opened.scale) == len(axes) else None
+    return OpenedImage(opened.data, axes, scale)
+
+
+def metadata_axes(raw: Any, ndim: int, source: str | Path) -> str | None:
+    """The axes a file's metadata give (TIFF ``axes``, a zarr array's ``axes`` attribute, OME
+    multiscales axes), checked in this one place: None when there are none; axes that are not
+    valid or do not fit the ``ndim``-D image are ignored with a :class:`MetadataWarning` naming
+    the file, so that they are neither blamed on the user nor dropped silently."""
+    from .axes import validate_axes
+    from .errors import AxesError, MetadataWarning
+
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, str):
+            raise AxesError(f"axes {raw!r} are not a string of letters")
+        return validate_axes(raw.upper(), ndim)
+    except AxesError as exc:
+        warnings.warn(f"ignoring the axes metadata of {str(source)!r} ({exc}); give the axes yourself if the "
+                      "default ones are wrong", MetadataWarning, stacklevel=3)
+        return None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -108,8 +130,7 @@ def _open_tiff(p: Path) -> OpenedImage:
 
     with tifffile.TiffFile(p) as tif:
         meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
-        axes = meta.get("axes") if isinstance(meta, dict) else None
-        axes = axes.upper() if isinstance(axes, str) and set(axes.upper()) <= set("STCZYX") else None
+        axes = meta.get("axes") if isinstance(meta, dict) else None  # checked by metadata_axes
     if p.stat().st_size >= MEMMAP_BYTES:
         with contextlib.suppress(ValueError):  # compressed or scattered strips cannot be mapped
             return OpenedImage(tifffile.memmap(p, mode="r"), axes)

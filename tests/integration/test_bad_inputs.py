@@ -54,6 +54,11 @@ def src(tmp_path_factory):
     (d / "ck").mkdir()
     (d / "ck" / "last.pt").write_bytes(b"the checkpoint of another run")
     write_image(d / "existing.zarr", np.ones((8, 8), np.float32), axes="YX")
+    np.save(d / "dark4d.npy", np.zeros((2, 3, 64, 64), np.float32))
+    tifffile.imwrite(d / "darkstack.tif", np.stack([correlated_noise((64, 64), axis=-1, rng=i) for i in range(3)]))
+    write_image(d / "lost.zarr", img, axes="YX")
+    attrs = (d / "lost.zarr" / ".zattrs")
+    attrs.write_text(attrs.read_text().replace('"path": "0"', '"path": "7"'))
     (d / "demo").mkdir()
     tifffile.imwrite(d / "demo" / "noisy.tif", np.ones((4, 4), np.uint8))
     model = train(img, "YX", "3x1", TrainConfig(**FAST))
@@ -95,6 +100,16 @@ CLI_CASES = [
     ("checkpoints over another run's", [*TRAIN, "--out", "new.pt", "--checkpoint-dir", "ck"],
      "--checkpoint-dir file last.pt"),
     ("train into a zarr store even with --overwrite", [*TRAIN, "--out", "existing.zarr", "--overwrite"], "is a folder"),
+    # misleading messages (issue 19)
+    ("missing mask file", [*TRAIN, "--mask", "gone.npy", "--out", "new.pt"], "mask file 'gone.npy' does not exist"),
+    ("reversed roi", ["analyze-noise", "dark.tif", "--roi", "10:5,0:64"], "--roi Y range 10:5 is empty; START must be below"),
+    ("empty roi", ["analyze-noise", "dark.tif", "--roi", "5:5,0:64"], "--roi Y range 5:5 is empty"),
+    ("negative roi", ["analyze-noise", "dark.tif", "--roi", "-10:5,0:64"], "--roi Y range -10:5 starts before 0"),
+    ("roi past the image", ["analyze-noise", "dark.tif", "--roi", "0:10,0:99"], "--roi X range 0:99 ends past the image"),
+    ("4D dark frame for YX", [*TRAIN, "--mask", "auto", "--dark", "dark4d.npy", "--out", "new.pt"],
+     "the dark frame 'dark4d.npy' has 4 dimensions"),
+    ("multiscales naming a missing dataset", ["predict", "m.pt", "lost.zarr", "--out", "o.tif"],
+     "its OME multiscales metadata name the dataset '7', which the store does not hold"),
     ("demo over an earlier demo", ["demo", "--out", "demo", "--steps", "1"], "already exists"),
     # late failure: the output place is checked before any work
     ("train into a folder", [*TRAIN, "--out", "afolder"], "is a folder"),
@@ -503,3 +518,35 @@ def test_model_path_that_is_no_file_is_named_for_what_it_is(work, capsys, kind, 
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.splitlines() == [err] and words in err, err
     assert not (work / "o.tif").exists() and (before is None or hashes(work) == before)
+
+
+def test_mask_auto_reads_a_dark_stack_as_frames(work, capsys):
+    """A 3-frame dark stack for YX training was read as ZYX, and the error was about a 5x1x3
+    mask the user never gave."""
+    before = hashes(work)
+    rc = main([*TRAIN, "--mask", "auto", "--dark", "darkstack.tif", "--out", "new.pt"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "mask auto: suggested 9x1 from darkstack.tif" in captured.out
+    after = hashes(work)
+    assert after.pop("new.pt") and after == before
+
+
+@pytest.mark.parametrize("axes, words", [
+    ("QQ", "axes 'QQ' contain 'Q'"),
+    ("ZYX", "axes 'ZYX' have 3 letters but the image has 2 dimensions"),
+])
+def test_bad_axes_metadata_are_named_as_the_files_and_ignored(work, capsys, axes, words):
+    """Bad zarr axes attributes were blamed on the user; wrong-length ones were dropped silently."""
+    import zarr
+
+    arr = zarr.open_array(str(work / "plain.zarr"), mode="w", shape=(64, 64), dtype="float32", zarr_format=2)
+    arr[:] = _img(work)
+    arr.attrs["axes"] = axes
+    before = hashes(work)
+    rc = main(["predict", "m.pt", "plain.zarr", "--out", "o.tif", "--quiet", "--no-tta"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 0, err
+    assert err.splitlines() == [err] and err.startswith(f"warning: ignoring the axes metadata of 'plain.zarr' ({words}")
+    after = hashes(work)
+    assert after.pop("o.tif") and after == before

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -185,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``structn2v`` console script."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # --help, --version, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else 2
     with console_logging(getattr(args, "quiet", False)), warnings.catch_warnings(), _sigterm_raises():
@@ -210,6 +211,23 @@ def _sigterm_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--roi -10:5,0:64`` as ``--roi=-10:5,0:64``: argparse takes a value that starts with ``-``
+    and is not a plain number for an option ("expected one argument") instead of the range the
+    user typed, which then gets its own message ("starts before 0")."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_RANGE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+#: a value such as -10:5 or -3:9,0:64 (plain negative numbers argparse handles itself)
+_NEGATIVE_RANGE = re.compile(r"^-\d+:[-\d:,]*$")
 
 
 def _run(args: argparse.Namespace) -> int:

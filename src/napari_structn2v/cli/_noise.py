@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,12 @@ def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
         except ValueError:
             raise DataError(f"--roi part {part!r} is not of the form START:STOP with integers") from None
         size = image.shape[axes.index(letter)]
-        if not (0 <= a < b <= size):
-            raise DataError(f"--roi {letter} range {a}:{b} lies outside the image (0:{size})")
+        if a >= b:
+            raise DataError(f"--roi {letter} range {a}:{b} is empty; START must be below STOP")
+        if a < 0:
+            raise DataError(f"--roi {letter} range {a}:{b} starts before 0; positions count from 0 (the image spans 0:{size})")
+        if b > size:
+            raise DataError(f"--roi {letter} range {a}:{b} ends past the image, which spans 0:{size}")
         index[axes.index(letter)] = slice(a, b)
     return image[tuple(index)]
 
@@ -98,8 +103,7 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
 
         if dark:
             noise = read_image(dark)
-            noise_axes = axes if noise.ndim == len(axes) else None
-            result = analyze_noise(noise, axes=noise_axes)
+            result = analyze_noise(noise, axes=_dark_axes(noise, axes, dark))
             source = dark
         else:
             background = find_background(images[0], axes=axes)
@@ -108,6 +112,29 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
         log.info("mask auto: suggested %s from %s", result.spec, source)
         _warn(result)
         return result.mask
-    if Path(spec).is_file():
-        return load_mask(spec)
+    if Path(spec).is_file() or _names_a_file(spec):
+        return load_mask(spec)  # a missing file: "mask file ... does not exist"
     return parse_mask_spec(spec)
+
+
+def _names_a_file(spec: str) -> bool:
+    """Whether ``--mask`` names a file rather than a ``WxH`` spec: a mask file's extension or a folder in it."""
+    return Path(spec).suffix.lower() in (".npy", ".tif", ".tiff", ".txt") or "/" in spec or os.sep in spec
+
+
+def _dark_axes(noise: np.ndarray, axes: str, dark: str) -> str:
+    """The axes of the ``--dark`` noise for training on ``axes``: the same, or a stack of such
+    frames (``S`` first) with one dimension more; anything else is named as the dark frame's fault."""
+    from ..axes import spatial_axes
+
+    frame = "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+    if noise.ndim == len(axes):
+        return axes
+    if noise.ndim == len(frame):
+        return frame
+    if noise.ndim == len(frame) + 1:
+        return "S" + frame
+    raise DataError(
+        f"the dark frame {dark!r} has {noise.ndim} dimensions (shape {tuple(noise.shape)}); for training axes {axes} "
+        f"give one {frame} frame ({len(frame)}D) or a stack of them ({len(frame) + 1}D)"
+    )
