@@ -550,3 +550,36 @@ def test_bad_axes_metadata_are_named_as_the_files_and_ignored(work, capsys, axes
     assert err.splitlines() == [err] and err.startswith(f"warning: ignoring the axes metadata of 'plain.zarr' ({words}")
     after = hashes(work)
     assert after.pop("o.tif") and after == before
+
+
+@pytest.mark.parametrize("address, words", [
+    ("tcp://", "--cluster 'tcp://' names no scheduler host; write tcp://HOST:PORT"),
+    ("tcp://host:notaport", "--cluster 'tcp://host:notaport' has the port 'notaport'; a port is a number from 1 to 65535"),
+    ("tcp://127.0.0.1", "names no scheduler port"),
+    ("tcp://127.0.0.1:1", "cannot reach the dask scheduler at tcp://127.0.0.1:1: connection refused"),
+])
+def test_cluster_address_is_checked_and_fails_fast(work, capsys, address, words):
+    """Tracebacks, and a refused connection waited out a 30 s timeout (its message was another)."""
+    pytest.importorskip("distributed")
+    before = hashes(work)
+    rc = main(["predict", "m.pt", "img.tif", "--out", "o.tif", "--cluster", address])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.splitlines() == [err] and words in err, err
+    assert hashes(work) == before
+
+
+def test_own_local_cluster_closes_without_worker_noise(capfd):
+    """`predict --cluster local:2` printed distributed's "Worker process still alive after 4.0
+    seconds, killing" twice on every run: the nanny's shutdown warnings of our own cluster."""
+    pytest.importorskip("distributed")
+    import logging
+
+    from napari_structn2v.distributed import connect
+
+    client = connect("local:1")
+    try:
+        assert client.submit(sum, [1, 2]).result() == 3
+        logging.getLogger("distributed.nanny").warning("Worker process still alive after %.1f seconds, killing", 4.0)
+    finally:
+        client.close()
+    assert "still alive" not in capfd.readouterr().err
