@@ -17,9 +17,10 @@ import torch
 
 from . import __version__
 from .axes import spatial_axes, validate_axes
+from .checks import from_torch
 from .config import RULES, boolean, choice, integer, optional, real
 from .devices import resolve_device
-from .errors import AxesError, ConfigError, MaskError, ModelFileError
+from .errors import AxesError, ConfigError, MaskError, ModelFileError, OutputError
 from .masks import describe_mask, validate_mask
 from .prediction import PredictDone, TileDone, check_input, predict_tiles, resolve_axes, tta_transforms
 from .unet import NORMS, UNet, UNetConfig
@@ -253,6 +254,7 @@ class StructN2VModel:
         derived axes); warns with :class:`~napari_structn2v.errors.IntensityWarning` when the
         intensities lie far outside the training normalisation.
         """
+        image = from_torch(image)
         image = np.asarray(image) if not hasattr(image, "shape") else image
         ax = self.resolve_axes(image.ndim, axes)
         check_input(image, ax, low=self.config.low, high=self.config.high, guessed_axes=axes is None)
@@ -287,8 +289,11 @@ class StructN2VModel:
         returned, so the whole result is never held in memory.
         """
         arch = self.config.architecture
+        image = from_torch(image)
         image = np.asarray(image) if not hasattr(image, "shape") else image
         ax = self.check_input(image, axes) if check else self.resolve_axes(image.ndim, axes)
+        if out is not None:
+            check_out(out, image.shape)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -383,6 +388,18 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise ModelFileError(f"{str(path)!r} is not a napari-structn2v model file")
     return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)))
+
+
+def check_out(out: Any, shape: Sequence[int]) -> None:
+    """Raise :class:`OutputError` unless ``out`` can receive a result of ``shape``: an array-like
+    of that shape that is writable (not a read-only numpy view or memmap, nor a zarr array
+    opened for reading)."""
+    if tuple(getattr(out, "shape", ())) != tuple(shape):
+        raise OutputError(f"out= has shape {tuple(getattr(out, 'shape', ()))}; it must have the image's shape {tuple(shape)}")
+    flags = getattr(out, "flags", None)
+    read_only = getattr(out, "read_only", False) or (flags is not None and not getattr(flags, "writeable", True))
+    if read_only:
+        raise OutputError("out= is read-only; pass a writable array such as np.empty(image.shape, np.float32)")
 
 
 def _check_model_path(path: Path) -> None:

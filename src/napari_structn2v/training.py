@@ -23,7 +23,7 @@ import torch
 
 from .blindspot import mask_offsets
 from .budget import Budget, lr_factor
-from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
+from .checks import check_patch_fits, check_patch_multiple, check_train_settings, from_torch, patch_shape
 from .config import TrainConfig
 from .data import PatchSampler, normalize, percentiles, split_validation
 from .devices import resolve_device
@@ -357,6 +357,7 @@ def train_iter(
         The model with the last weights (the averaged ones with ``config.ema``; ``best.pt``
         holds the best-validation ones).
     """
+    images = from_torch(images)  # a tensor would meet numpy's dtype checks as "Cannot interpret 'torch.float32'"
     run = _setup(images, axes, mask, config, resume, preview_image, checkpoint_dir)
     log = _Log.after(run.inputs.history)
     run.net.train()

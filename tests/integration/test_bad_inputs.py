@@ -104,6 +104,7 @@ CLI_CASES = [
     ("missing mask file", [*TRAIN, "--mask", "gone.npy", "--out", "new.pt"], "mask file 'gone.npy' does not exist"),
     ("reversed roi", ["analyze-noise", "dark.tif", "--roi", "10:5,0:64"], "--roi Y range 10:5 is empty; START must be below"),
     ("empty roi", ["analyze-noise", "dark.tif", "--roi", "5:5,0:64"], "--roi Y range 5:5 is empty"),
+    ("patch not fitting the net", [*TRAIN, "--patch", "33", "--out", "new.pt"], "--patch must be a multiple of 4"),
     ("negative roi", ["analyze-noise", "dark.tif", "--roi", "-10:5,0:64"], "--roi Y range -10:5 starts before 0"),
     ("roi past the image", ["analyze-noise", "dark.tif", "--roi", "0:10,0:99"], "--roi X range 0:99 ends past the image"),
     ("4D dark frame for YX", [*TRAIN, "--mask", "auto", "--dark", "dark4d.npy", "--out", "new.pt"],
@@ -198,7 +199,19 @@ API_CASES = [
     ("save over a file", lambda w, m: m.save(w / "existing.pt", overwrite=False), errors.OutputError, "already exists"),
     ("save into a folder", lambda w, m: m.save(w / "afolder"), errors.OutputError, "is a folder"),
     ("png output", lambda w, m: write_image(w / "o.png", _img(w)), errors.OutputError, "unknown extension"),
+    # issue 19
+    ("read-only out", lambda w, m: m.predict(_img(w), out=_read_only(_img(w))), errors.OutputError, "out= is read-only"),
+    ("out of another shape", lambda w, m: m.predict(_img(w), out=np.zeros((8, 8), np.float32)), errors.OutputError,
+     "out= has shape (8, 8); it must have the image's shape (64, 64)"),
+    ("patch 33", lambda w, m: TrainConfig(patch_size=33), errors.ConfigError,
+     "patch_size must be a multiple of 4 (pooling 2 at depth 2), got 33"),
 ]
+
+
+def _read_only(a):
+    out = np.zeros(a.shape, np.float32)
+    out.flags.writeable = False
+    return out
 
 
 @pytest.mark.parametrize("call, error, words", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES])
@@ -583,3 +596,15 @@ def test_own_local_cluster_closes_without_worker_noise(capfd):
     finally:
         client.close()
     assert "still alive" not in capfd.readouterr().err
+
+
+def test_torch_tensors_are_taken_as_arrays(work):
+    """A torch tensor as training data was a bare TypeError ("Cannot interpret 'torch.float32'")."""
+    import torch
+
+    img = _img(work).astype(np.float32)
+    from_tensor = train(torch.from_numpy(img), "YX", "3x1", TrainConfig(**FAST))
+    from_numpy = train(img, "YX", "3x1", TrainConfig(**FAST))
+    for a, b in zip(from_tensor.net.state_dict().values(), from_numpy.net.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    np.testing.assert_array_equal(from_numpy.predict(torch.from_numpy(img), tta=False), from_numpy.predict(img, tta=False))
