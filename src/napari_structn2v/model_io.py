@@ -293,7 +293,7 @@ class StructN2VModel:
         image = np.asarray(image) if not hasattr(image, "shape") else image
         ax = self.check_input(image, axes) if check else self.resolve_axes(image.ndim, axes)
         if out is not None:
-            check_out(out, image.shape)
+            check_out(out)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -390,15 +390,11 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
     return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)))
 
 
-def check_out(out: Any, shape: Sequence[int]) -> None:
-    """Raise :class:`OutputError` unless ``out`` can receive a result of ``shape``: an array-like
-    of that shape that is writable (not a read-only numpy view or memmap, nor a zarr array
-    opened for reading)."""
-    if tuple(getattr(out, "shape", ())) != tuple(shape):
-        raise OutputError(f"out= has shape {tuple(getattr(out, 'shape', ()))}; it must have the image's shape {tuple(shape)}")
+def check_out(out: Any) -> None:
+    """Raise :class:`OutputError` when ``out`` cannot be written: a read-only numpy view or
+    memmap, or a zarr array opened for reading (its shape is checked by the prediction)."""
     flags = getattr(out, "flags", None)
-    read_only = getattr(out, "read_only", False) or (flags is not None and not getattr(flags, "writeable", True))
-    if read_only:
+    if getattr(out, "read_only", False) or (flags is not None and not getattr(flags, "writeable", True)):
         raise OutputError("out= is read-only; pass a writable array such as np.empty(image.shape, np.float32)")
 
 
