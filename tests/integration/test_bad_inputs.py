@@ -353,6 +353,16 @@ def test_train_into_a_folder_made_read_only_meanwhile_rescues_the_model(work, sm
     assert after == before and list(small_disk.iterdir()) == []
 
 
+def test_train_into_a_folder_removed_meanwhile_saves_the_model_there(work, monkeypatch, capsys):
+    (work / "runs").mkdir()
+    before = hashes(work)
+    with _after_training(monkeypatch, lambda: shutil.rmtree(work / "runs")):
+        rc = main([*TRAIN, "--out", "runs/m.pt", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    after = hashes(work)
+    assert load_model(work / "runs" / "m.pt") and after.pop("runs/m.pt") and after == before
+
+
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]], ids=["plain", "overwrite"])
 def test_train_never_replaces_a_file_that_appeared_at_out_meanwhile(work, monkeypatch, capsys, overwrite):
     """Two `train --out same.pt` at once both said "model saved"; one model was gone."""
@@ -418,11 +428,12 @@ def test_sigterm_during_train_saves_the_model_like_ctrl_c(work):
     assert after.pop("new.pt") and after == before
 
 
-def test_sigterm_during_predict_removes_the_part_file(work):
+@pytest.mark.parametrize("name", ["o.tif", "o.zarr"])
+def test_sigterm_during_predict_removes_the_part_file(work, name):
     big = np.tile(tifffile.imread(work / "img.tif"), (24, 24))  # 1536 x 1536: some seconds of prediction
     tifffile.imwrite(work / "big.tif", big)
     before = hashes(work)
-    proc = _cli("predict", "m.pt", "big.tif", "--out", "o.tif", "--tile", "64", cwd=work)
+    proc = _cli("predict", "m.pt", "big.tif", "--out", name, "--tile", "64", cwd=work)
     _wait_for(proc, lambda: any(p.name.endswith(".part") for p in work.iterdir()), "a .part file")
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
@@ -439,6 +450,16 @@ def test_closed_stdout_ends_info_quietly(work):
     proc.stdout.close()  # the reader went away before the summary was written
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+def test_closed_stdout_does_not_stop_predict(work):
+    """Information lines to a closed pipe (`structn2v predict ... | head -1`): the result is still
+    written, and no "--- Logging error ---" report."""
+    proc = _cli("predict", "m.pt", "img.tif", "--out", "o.tif", "--no-tta", cwd=work)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == ""
+    assert tifffile.imread(work / "o.tif").shape == (64, 64)
 
 
 def _edited_model(work, edit):

@@ -85,6 +85,8 @@ class _ConsoleHandler(logging.Handler):
             stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
             tqdm.write(self.format(record), file=stream)
             stream.flush()
+        except BrokenPipeError:  # `structn2v predict ... | head -1`: the reader went away, the work goes on
+            _stdout_to_devnull()
         except Exception:  # noqa: BLE001 - logging's own convention
             self.handleError(record)
 
@@ -253,13 +255,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _closed_stdout() -> int:
-    """The reader of standard output went away (``| head -1``): nothing more to say to it. Python
-    would report the pipe again when it flushes stdout at exit, so stdout becomes /dev/null."""
+    """The reader of standard output went away (``| head -1``): nothing more to say to it."""
+    _stdout_to_devnull()
+    return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    """Send the rest of standard output to /dev/null: Python would report the closed pipe again
+    at every later line and when it flushes stdout at exit."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return EXIT_BROKEN_PIPE
 
 
 def _fail(message: str) -> int:
