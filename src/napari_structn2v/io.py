@@ -4,8 +4,10 @@ Reading: TIFF (``.tif``/``.tiff``), ``.npy`` and zarr / OME-Zarr (``.zarr``/``.o
 lazily, axes from the OME metadata); large TIFFs and ``.npy`` files are memory-mapped where their
 layout allows. Writing: the same formats, chosen by the extension (anything else is refused),
 always atomically: the data go to a temporary file (a temporary folder for zarr) in the destination
-folder, which then replaces the destination in one ``os.replace``; an interrupted or failed write
-leaves the old file as it was. :func:`open_output` streams a result into such a temporary file
+folder, which then takes the destination's place in one step (:func:`commit_file`); an interrupted
+or failed write (a full disk, SIGTERM in the CLI) leaves the old file as it was and no temporary
+file behind, and a file that appeared at the destination while writing is never replaced unless
+replacing was asked for (the result is kept next to it). :func:`open_output` streams a result into such a temporary file
 piece by piece (TIFF and ``.npy`` as memory maps, BigTIFF above 4 GB; zarr chunk by chunk).
 :func:`check_output` checks a destination before any long work starts, so a run never ends with
 nowhere to put its result.
@@ -34,10 +36,9 @@ from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata
 from .output_checks import check_output, check_output_folder
 
 __all__ = [
-    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "commit_file",
-    "check_output_folder", "create_ome_zarr", "default_chunks", "free_name", "image_format", "metadata_axes", "ome_metadata",
-    "open_image",
-    "open_output", "read_image", "write_atomic", "write_image",
+    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "check_output_folder",
+    "commit_file", "create_ome_zarr", "default_chunks", "free_name", "image_format", "metadata_axes", "ome_metadata",
+    "open_image", "open_output", "read_image", "write_atomic", "write_image",
 ]
 
 #: extensions write_image understands, with their format
@@ -188,9 +189,9 @@ def _write_error(p: Path, exc: OSError, *, full_only: bool = False) -> StructN2V
     """One clear :class:`OutputError` for a write that failed for lack of space (or, unless
     ``full_only``: of permission, or a folder removed meanwhile); other errors as they are."""
     if exc.errno in _FULL:
-        return OutputError(f"cannot write {str(p)!r}: {exc.strerror or 'no space left on device'}; nothing was written there")
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror or 'no space left on device'}")
     if not full_only and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
-        return OutputError(f"cannot write {str(p)!r}: {exc.strerror}; nothing was written there")
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror}")
     return exc
 
 

@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         t.add_argument(*s.flags, **_option(s))
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the --resume model)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (even the --resume model) and --checkpoint-dir's best.pt and last.pt")
     t.set_defaults(func=cmd_train)
 
 
