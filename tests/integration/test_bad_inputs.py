@@ -430,12 +430,13 @@ def test_sigterm_during_train_saves_the_model_like_ctrl_c(work):
 
 @pytest.mark.parametrize("name", ["o.tif", "o.zarr"])
 def test_sigterm_during_predict_removes_the_part_file(work, name):
-    big = np.tile(tifffile.imread(work / "img.tif"), (24, 24))  # 1536 x 1536: some seconds of prediction
+    big = np.tile(tifffile.imread(work / "img.tif"), (32, 32))  # 2048 x 2048 in 1024+ tiles: seconds of prediction
     tifffile.imwrite(work / "big.tif", big)
     before = hashes(work)
     proc = _cli("predict", "m.pt", "big.tif", "--out", name, "--tile", "64", cwd=work)
-    _wait_for(proc, lambda: any(p.name.endswith(".part") for p in work.iterdir()), "a .part file")
-    time.sleep(0.5)
+    lines = []
+    _wait_for(proc, lambda: lines.append(proc.stdout.readline()) or lines[-1].startswith("tile "), "a finished tile")
+    assert any(p.name.endswith(".part") for p in work.iterdir())  # the output being written
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
