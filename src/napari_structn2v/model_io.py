@@ -1,4 +1,5 @@
-"""Trained models: weights + config in one file that loads without executing pickled code."""
+"""Trained models: weights + config in one file that loads without executing pickled code, and
+whose stored config and weights are checked when loaded (:func:`validate_stored_config`)."""
 from __future__ import annotations
 
 import errno
@@ -8,7 +9,7 @@ import os
 import pickle
 import stat
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -123,15 +124,18 @@ def validate_stored_config(d: Any) -> ModelConfig:
         raise ModelFileError(f"the model's {exc.field} {exc.problem}") from exc
     except (AxesError, MaskError) as exc:
         raise ModelFileError(f"the model's stored {'axes' if isinstance(exc, AxesError) else 'mask'} are invalid: {exc}") from exc
+    except (TypeError, ValueError, KeyError) as exc:  # a check of UNetConfig's own, or a shape no rule foresaw
+        raise ModelFileError(f"the model's stored config is corrupt ({exc})") from exc
 
 
 def _stored_config(d: dict) -> ModelConfig:
     """:func:`validate_stored_config` without the error translation (ConfigError names the field)."""
     arch = _field(d, "architecture", dict)
-    unknown = sorted(set(arch) - set(_ARCH_RULES))
+    unknown = sorted(set(arch) - {f.name for f in fields(UNetConfig)})
     if unknown:
         raise ConfigError(f"architecture.{unknown[0]}", "is not an architecture setting of this napari-structn2v")
-    arch = {k: _ARCH_RULES[k](f"architecture.{k}", v) for k, v in arch.items()}
+    # fields without a rule here are checked by UNetConfig itself
+    arch = {k: _ARCH_RULES[k](f"architecture.{k}", v) if k in _ARCH_RULES else v for k, v in arch.items()}
     for key in ("in_channels", "out_channels", "depth", "base_filters"):
         if key not in arch:
             raise ConfigError(f"architecture.{key}", "is missing")

@@ -500,6 +500,7 @@ EDITED_MODELS = [
     ("no architecture", lambda c: c.pop("architecture"), "the model's architecture is missing"),
     ("z context without its channels", _set("z_context", 2), "the model's architecture.in_channels must be 5"),
     ("other weights", _set("architecture.base_filters", 4), "the weights do not match the stored architecture"),
+    ("unknown architecture field", _set("architecture.wings", 2), "the model's architecture.wings is not an architecture setting"),
 ]
 
 
