@@ -16,7 +16,7 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tifffile, "imwrite", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(io.OutputError, match="cannot write .*keep.tif.*: No space left on device"):
         io.write_image(target, np.zeros((8, 8)))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]

@@ -6,9 +6,20 @@ before any data is copied or torch is imported, with the message training itself
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .config import TrainConfig
 from .errors import DataError, StructN2VError
+
+
+def from_torch(data: Any) -> Any:
+    """``data`` with torch tensors (one, or a list or tuple of them) as numpy arrays (copied to
+    the CPU); anything else as it is. Torch-free: a tensor is recognised by its type's module."""
+    if isinstance(data, (list, tuple)):
+        return type(data)(from_torch(d) for d in data)
+    if type(data).__module__.split(".")[0] == "torch" and hasattr(data, "detach"):
+        return data.detach().cpu().numpy()
+    return data
 
 
 def patch_shape(config: TrainConfig, ndim: int) -> tuple[int, ...]:

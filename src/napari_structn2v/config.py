@@ -341,5 +341,16 @@ def _some_budget(cfg: TrainConfig) -> None:
         raise ConfigError("steps", "and max_time_s are both None; give a step budget, a time budget, or both")
 
 
+def _patch_fits_the_pooling(cfg: TrainConfig) -> None:
+    """The U-Net halves the patch ``depth`` times (pooling ``pool`` in Y and X): its YX side must
+    be a multiple of ``pool ** depth``, or training fails later (a 33-pixel patch at depth 2)."""
+    pool = cfg.pool if cfg.pool is not None else 2
+    yx = (pool, pool) if isinstance(pool, int) else tuple(pool)[-2:] if len(pool) > 1 else (pool[0], pool[0])
+    multiple = math.lcm(*(p**cfg.depth for p in yx))
+    if cfg.patch_size % multiple:
+        why = f"pooling {yx[0]}" if yx[0] == yx[1] else f"pooling {yx[0]}x{yx[1]}"
+        raise ConfigError("patch_size", f"must be a multiple of {multiple} ({why} at depth {cfg.depth}), got {cfg.patch_size}")
+
+
 #: checks over several fields, run after the per-field rules
-CROSS_RULES: list[Callable[[TrainConfig], None]] = [_pmin_below_pmax, _some_budget]
+CROSS_RULES: list[Callable[[TrainConfig], None]] = [_pmin_below_pmax, _some_budget, _patch_fits_the_pooling]

@@ -10,6 +10,7 @@ dask (and ``distributed`` for :func:`connect`) are optional: the ``big`` extra.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -146,7 +147,9 @@ def predict_on_cluster(
 def connect(spec: str) -> Any:
     """A ``distributed.Client`` for ``local:N`` (a new LocalCluster of N single-threaded worker
     processes, closed with the client) or ``tcp://HOST:PORT`` (an existing scheduler; any dask
-    address with a scheme)."""
+    address with a scheme). The address is checked first: a malformed one is a
+    :class:`ConfigError`, a scheduler that refuses or does not answer within
+    :data:`PROBE_S` seconds a :class:`StructN2VError`, instead of a traceback or a 30 s wait."""
     try:
         from distributed import Client
     except ImportError as exc:
@@ -156,10 +159,54 @@ def connect(spec: str) -> Any:
         n = text[len("local:"):]
         if not n.isdigit() or int(n) < 1:
             raise ConfigError("cluster", f"local:N needs a positive number of workers, got {spec!r}")
-        return Client(n_workers=int(n), threads_per_worker=1, dashboard_address=None)
+        # the nanny logs "Worker process still alive after 4.0 seconds, killing" (and heartbeats
+        # to a closing scheduler log tracebacks) at every close: our own cluster's shutdown is no news
+        return Client(n_workers=int(n), threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR)
     if "://" in text:  # tcp://, tls://, ucx://, inproc:// (a scheduler in this process)
+        scheme = text.split("://", 1)[0].lower()
+        if scheme in ("tcp", "tls"):
+            _probe(*scheduler_address(text), text)
         try:
             return Client(text, timeout=30)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
             raise StructN2VError(f"cannot reach the dask scheduler at {text}: {exc}") from exc
     raise ConfigError("cluster", f"must be local:N or tcp://HOST:PORT, got {spec!r}")
+
+
+#: seconds a scheduler has to accept a connection before --cluster gives up (it answers in
+#: milliseconds on a cluster network; the 30 s of distributed's own timeout only delayed the error)
+PROBE_S = 5.0
+
+
+def scheduler_address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of ``tcp://HOST:PORT`` (or ``tls://``); :class:`ConfigError` naming what is missing."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    host = parts.hostname
+    if not host:
+        raise ConfigError("cluster", f"{text!r} names no scheduler host; write tcp://HOST:PORT")
+    try:
+        port = parts.port
+    except ValueError:
+        port_text = parts.netloc.rsplit(":", 1)[-1]
+        raise ConfigError("cluster", f"{text!r} has the port {port_text!r}; a port is a number from 1 to 65535") from None
+    if port is None or port == 0:
+        raise ConfigError("cluster", f"{text!r} names no scheduler port; write tcp://HOST:PORT (dask's default port is 8786)")
+    return host, port
+
+
+def _probe(host: str, port: int, text: str) -> None:
+    """Open and close one TCP connection to the scheduler, so that a wrong address fails at once."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=PROBE_S).close()
+    except socket.gaierror as exc:
+        raise StructN2VError(f"cannot reach the dask scheduler at {text}: unknown host {host!r}") from exc
+    except ConnectionRefusedError as exc:
+        raise StructN2VError(f"cannot reach the dask scheduler at {text}: connection refused (is a scheduler running there?)") from exc
+    except TimeoutError as exc:
+        raise StructN2VError(f"cannot reach the dask scheduler at {text}: no answer within {PROBE_S:g} s") from exc
+    except OSError as exc:
+        raise StructN2VError(f"cannot reach the dask scheduler at {text}: {exc.strerror or exc}") from exc

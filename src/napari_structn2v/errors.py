@@ -40,6 +40,15 @@ class OutputError(StructN2VError):
     does not exist or is not writable, or its extension names no known format."""
 
 
+class OutputExistsError(OutputError):
+    """A file appeared at the output while the result was being written: it was left as it is,
+    and the result was saved next to it under another name (``saved_to``)."""
+
+    def __init__(self, message: str, saved_to: str | None = None) -> None:
+        super().__init__(message)
+        self.saved_to = saved_to
+
+
 class ResourceError(StructN2VError):
     """The job does not fit in the memory of the chosen device."""
 
@@ -50,3 +59,7 @@ class StructN2VWarning(UserWarning):
 
 class IntensityWarning(StructN2VWarning):
     """The input's intensities lie far outside the range the model was normalised on."""
+
+
+class MetadataWarning(StructN2VWarning):
+    """A file's metadata (its stored axes) cannot be used and are ignored."""

@@ -104,4 +104,4 @@ def save_loss_csv(model: Any, path: str | Path, *, overwrite: bool = False, opti
 
     text = loss_csv_text(model)  # first: no empty file for a model without history
     p = check_output(path, option=option, overwrite=overwrite, suffixes=(".csv",))
-    return write_atomic(p, lambda fh: fh.write(text.encode("utf-8")))
+    return write_atomic(p, lambda fh: fh.write(text.encode("utf-8")), replace=None if overwrite else False)

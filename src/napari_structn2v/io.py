@@ -4,8 +4,10 @@ Reading: TIFF (``.tif``/``.tiff``), ``.npy`` and zarr / OME-Zarr (``.zarr``/``.o
 lazily, axes from the OME metadata); large TIFFs and ``.npy`` files are memory-mapped where their
 layout allows. Writing: the same formats, chosen by the extension (anything else is refused),
 always atomically: the data go to a temporary file (a temporary folder for zarr) in the destination
-folder, which then replaces the destination in one ``os.replace``; an interrupted or failed write
-leaves the old file as it was. :func:`open_output` streams a result into such a temporary file
+folder, which then takes the destination's place in one step (:func:`commit_file`); an interrupted
+or failed write (a full disk, SIGTERM in the CLI) leaves the old file as it was and no temporary
+file behind, and a file that appeared at the destination while writing is never replaced unless
+replacing was asked for (the result is kept next to it). :func:`open_output` streams a result into such a temporary file
 piece by piece (TIFF and ``.npy`` as memory maps, BigTIFF above 4 GB; zarr chunk by chunk).
 :func:`check_output` checks a destination before any long work starts, so a run never ends with
 nowhere to put its result.
@@ -17,9 +19,11 @@ reading and writing (version 0.4) is :mod:`~napari_structn2v.ome_zarr`'s, the ou
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +31,14 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import DataError, OutputError
+from .errors import DataError, OutputError, OutputExistsError, StructN2VError
 from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr
 from .output_checks import check_output, check_output_folder
 
 __all__ = [
-    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output",
-    "check_output_folder", "create_ome_zarr", "default_chunks", "image_format", "ome_metadata", "open_image",
-    "open_output", "read_image", "write_atomic", "write_image",
+    "BIGTIFF_BYTES", "IMAGE_FORMATS", "MEMMAP_BYTES", "OpenedImage", "atomic_file", "check_output", "check_output_folder",
+    "commit_file", "create_ome_zarr", "default_chunks", "free_name", "image_format", "metadata_axes", "ome_metadata",
+    "open_image", "open_output", "read_image", "write_atomic", "write_image",
 ]
 
 #: extensions write_image understands, with their format
@@ -91,9 +95,29 @@ def open_image(path: str | Path) -> OpenedImage:
         raise DataError(f"cannot read {str(p)!r} as {kind} image: {exc}") from exc
     if int(np.prod(opened.data.shape)) == 0:
         raise DataError(f"{str(p)!r} holds an empty image (shape {tuple(opened.data.shape)})")
-    if opened.axes is not None and len(opened.axes) != len(opened.data.shape):
-        opened = OpenedImage(opened.data, None, None)  # metadata that do not fit are ignored
-    return opened
+    axes = metadata_axes(opened.axes, len(opened.data.shape), p)
+    scale = opened.scale if axes is not None and opened.scale is not None and len(opened.scale) == len(axes) else None
+    return OpenedImage(opened.data, axes, scale)
+
+
+def metadata_axes(raw: Any, ndim: int, source: str | Path) -> str | None:
+    """The axes a file's metadata give (TIFF ``axes``, a zarr array's ``axes`` attribute, OME
+    multiscales axes), checked in this one place: None when there are none; axes that are not
+    valid or do not fit the ``ndim``-D image are ignored with a :class:`MetadataWarning` naming
+    the file, so that they are neither blamed on the user nor dropped silently."""
+    from .axes import validate_axes
+    from .errors import AxesError, MetadataWarning
+
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, str):
+            raise AxesError(f"axes {raw!r} are not a string of letters")
+        return validate_axes(raw.upper(), ndim)
+    except AxesError as exc:
+        warnings.warn(f"ignoring the axes metadata of {str(source)!r} ({exc}); give the axes yourself if the "
+                      "default ones are wrong", MetadataWarning, stacklevel=3)
+        return None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -107,8 +131,7 @@ def _open_tiff(p: Path) -> OpenedImage:
 
     with tifffile.TiffFile(p) as tif:
         meta = tif.shaped_metadata[0] if tif.shaped_metadata else {}
-        axes = meta.get("axes") if isinstance(meta, dict) else None
-        axes = axes.upper() if isinstance(axes, str) and set(axes.upper()) <= set("STCZYX") else None
+        axes = meta.get("axes") if isinstance(meta, dict) else None  # checked by metadata_axes
     if p.stat().st_size >= MEMMAP_BYTES:
         with contextlib.suppress(ValueError):  # compressed or scattered strips cannot be mapped
             return OpenedImage(tifffile.memmap(p, mode="r"), axes)
@@ -120,28 +143,127 @@ def _open_tiff(p: Path) -> OpenedImage:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
-    """Open a temporary file next to ``path`` for binary writing; on success it replaces ``path``.
+def atomic_file(path: str | Path, *, replace: bool | None = None) -> Iterator[IO[bytes]]:
+    """Open a temporary file next to ``path`` for binary writing; on success it becomes ``path``.
 
     The temporary file lives in the same folder (``os.replace`` is atomic only within one file
-    system) and is removed if the writer fails, so ``path`` is either the old file or the new one.
+    system) and is removed if the writer fails or the process is stopped by a signal the CLI
+    turns into an exception, so ``path`` is either the old file or the new one. A full disk
+    raises :class:`OutputError` naming the file.
+
+    ``replace``: True replaces an existing ``path``; False never does (a file that appears there
+    while writing is kept, and the result is saved next to it under a new name, see
+    :func:`commit_file`); None (the default) replaces only a file that was there when the
+    write started.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    replace = _replace_rule(p, replace)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
     os.close(fd)  # reopened by name: tifffile wants a file object with a real name
     try:
-        with open(tmp, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, p)
+        try:
+            with open(tmp, "wb") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
+        commit_file(Path(tmp), p, replace=replace)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _replace_rule(p: Path, replace: bool | None) -> bool:
+    """``replace`` decided now: None means "only what is there at the start"."""
+    return p.exists() if replace is None else bool(replace)
+
+
+#: errno values that mean "the disk (or the user's quota, or the file size limit) is full"
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _write_error(p: Path, exc: OSError, *, full_only: bool = False) -> StructN2VError | OSError:
+    """One clear :class:`OutputError` for a write that failed for lack of space (or, unless
+    ``full_only``: of permission, or a folder removed meanwhile); other errors as they are."""
+    if exc.errno in _FULL:
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror or 'no space left on device'}")
+    if not full_only and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+        return OutputError(f"cannot write {str(p)!r}: {exc.strerror}")
+    return exc
+
+
+def commit_file(tmp: Path, target: Path, *, replace: bool) -> Path:
+    """Put the finished temporary file (or folder) ``tmp`` at ``target``.
+
+    ``replace=True``: one ``os.replace`` (a folder: the old one is moved aside first). False: a
+    hard link, which fails if ``target`` appeared meanwhile instead of replacing it (a folder: a
+    rename, which fails on a non-empty folder or a file). Then the result is kept under a new
+    name next to ``target`` and :class:`OutputError` says where: nothing is lost either way.
+    """
+    mode = (0o777 if tmp.is_dir() else 0o666) & ~_umask()
+    os.chmod(tmp, mode)  # mkstemp / mkdtemp make private files; give the usual permissions
+    if tmp.is_dir():
+        if replace:
+            _replace_folder(tmp, target)
+            return target
+        try:
+            os.rename(tmp, target)
+            return target
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    elif replace:
+        os.replace(tmp, target)
+        return target
+    else:
+        try:
+            os.link(tmp, target)  # atomic and never replaces: EEXIST if someone was faster
+            os.unlink(tmp)
+            return target
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links: the check and the rename are two steps
+            if not target.exists() and not target.is_symlink():
+                os.rename(tmp, target)
+                return target
+    kept = _keep_aside(tmp, target)
+    raise OutputExistsError(
+        f"{str(target)!r} appeared while the result was being written and was left as it is; "
+        f"the result was saved to {str(kept)!r} instead", str(kept)
+    )
+
+
+def free_name(target: str | Path) -> Path:
+    """The first ``<name>.structn2v-<n><suffix>`` next to ``target`` that does not exist (the
+    suffix kept, ``.ome.zarr`` whole, so the file still opens as what it is)."""
+    target = Path(target)
+    name = target.name
+    suffix = "".join(target.suffixes[-2:]) if name.lower().endswith(".ome.zarr") else target.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    for n in range(1, 10_000):
+        candidate = target.with_name(f"{stem}.structn2v-{n}{suffix}")
+        if not candidate.exists() and not candidate.is_symlink():
+            return candidate
+    raise OutputError(f"no free name next to {str(target)!r}; clean up its .structn2v-N copies")
+
+
+def _keep_aside(tmp: Path, target: Path) -> Path:
+    """Move ``tmp`` to a :func:`free_name` next to ``target``, never replacing anything."""
+    for _ in range(100):  # another writer may take the name between the look and the move
+        candidate = free_name(target)
+        try:
+            if tmp.is_dir():
+                os.rename(tmp, candidate)  # fails on a non-empty folder
+            else:
+                os.link(tmp, candidate)
+                os.unlink(tmp)
+            return candidate
+        except OSError:
+            continue
+    raise OutputError(f"{str(target)!r} appeared while the result was being written; no free name was found next to it")
 
 
 def _umask() -> int:
@@ -150,9 +272,9 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, writer: Callable[[IO[bytes]], object]) -> Path:
-    """Call ``writer(fh)`` on a temporary file that then replaces ``path`` (see :func:`atomic_file`)."""
-    with atomic_file(path) as fh:
+def write_atomic(path: str | Path, writer: Callable[[IO[bytes]], object], *, replace: bool | None = None) -> Path:
+    """Call ``writer(fh)`` on a temporary file that then becomes ``path`` (see :func:`atomic_file`)."""
+    with atomic_file(path, replace=replace) as fh:
         writer(fh)
     return Path(path)
 
@@ -166,7 +288,10 @@ def _format_or_fail(p: Path) -> str:
     return fmt
 
 
-def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None, scale: Sequence[float] | None = None) -> Path:
+def write_image(
+    path: str | Path, image: np.ndarray, *, axes: str | None = None, scale: Sequence[float] | None = None,
+    replace: bool | None = None,
+) -> Path:
     """Write ``image`` as float32, atomically, in the format named by the extension.
 
     ``.tif``/``.tiff``: a TIFF whose metadata keep the shape and, when given, the ``axes`` (so a
@@ -174,7 +299,7 @@ def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None,
     :data:`BIGTIFF_BYTES`; ``.npy``: a NumPy file; ``.zarr``/``.ome.zarr``: an OME-Zarr 0.4 image
     with ``axes`` and ``scale`` (see :func:`open_output`). Any other extension raises
     :class:`OutputError` (nothing is written under a misleading name). A lazy ``image`` (zarr,
-    dask, memmap) is copied block by block.
+    dask, memmap) is copied block by block. ``replace`` as for :func:`atomic_file`.
     """
     p = Path(path)
     fmt = _format_or_fail(p)
@@ -183,19 +308,19 @@ def write_image(path: str | Path, image: np.ndarray, *, axes: str | None = None,
     from .prediction import is_lazy, iter_blocks
 
     if fmt == "zarr" or is_lazy(image):
-        with open_output(p, tuple(image.shape), axes=axes, scale=scale) as out:
+        with open_output(p, tuple(image.shape), axes=axes, scale=scale, replace=replace) as out:
             for key in iter_blocks(image.shape):
                 out[key] = np.asarray(image[key], dtype=np.float32)
         return p
     arr = np.asarray(image, dtype=np.float32)
     if fmt == "npy":
-        return write_atomic(p, lambda fh: np.save(fh, arr, allow_pickle=False))
+        return write_atomic(p, lambda fh: np.save(fh, arr, allow_pickle=False), replace=replace)
     import tifffile
 
     metadata = {"axes": axes.upper()} if axes else {}
     return write_atomic(p, lambda fh: tifffile.imwrite(
         fh, arr, metadata=metadata, bigtiff=arr.nbytes >= BIGTIFF_BYTES, photometric="minisblack"  # a 3-long axis is not RGB
-    ))
+    ), replace=replace)
 
 
 @contextlib.contextmanager
@@ -206,6 +331,7 @@ def open_output(
     axes: str | None = None,
     scale: Sequence[float] | None = None,
     chunks: Sequence[int] | None = None,
+    replace: bool | None = None,
 ) -> Iterator[Any]:
     """A writable float32 array-like of ``shape`` that becomes ``path`` when the block ends.
 
@@ -213,8 +339,11 @@ def open_output(
     never held in memory: ``.zarr``/``.ome.zarr`` is an OME-Zarr 0.4 image (zarr format 2, one
     level ``"0"``, chunks from :func:`default_chunks`), ``.tif``/``.tiff`` a memory-mapped TIFF
     (BigTIFF above :data:`BIGTIFF_BYTES`), ``.npy`` a memory-mapped NumPy file. Everything is
-    written into a temporary file or folder next to ``path``, which replaces ``path`` only when the
-    block ends without an exception (the old file or store is kept otherwise).
+    written into a temporary file or folder next to ``path``, which becomes ``path`` only when the
+    block ends without an exception (the old file or store is kept otherwise, and the temporary
+    one removed). The disk space of a memory-mapped file is reserved before the block starts: a
+    full disk is an :class:`OutputError` then, not a bus error (SIGBUS) when a tile is written
+    into the mapping. ``replace`` as for :func:`atomic_file`.
     """
     p = Path(path)
     fmt = _format_or_fail(p)
@@ -222,43 +351,75 @@ def open_output(
     if axes is not None and len(axes) != len(shape):
         raise DataError(f"axes {axes!r} do not describe an array of shape {shape}")
     p.parent.mkdir(parents=True, exist_ok=True)
+    replace = _replace_rule(p, replace)
     if fmt == "zarr":
         import_zarr()  # a missing zarr fails before any folder is made
         tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part"))
-        try:
-            yield create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
-            _replace_folder(tmp, p)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    else:
+        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
     try:
-        if fmt == "npy":
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
-        else:
-            import tifffile
-
-            metadata = {"axes": axes.upper()} if axes else {}
-            big = int(np.prod(shape)) * 4 >= BIGTIFF_BYTES
-            array = tifffile.memmap(tmp, shape=shape, dtype=np.float32, bigtiff=big, metadata=metadata, photometric="minisblack")
+        try:
+            array = _create_output(tmp, fmt, shape, axes, scale, chunks)
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
         yield array
-        array.flush()
+        try:
+            if fmt != "zarr":
+                array.flush()
+        except OSError as exc:
+            raise _write_error(p, exc) from exc
         del array
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
+        commit_file(tmp, p, replace=replace)
+    except OSError as exc:  # a zarr chunk written on a full disk (the block's other errors pass as they are)
+        _remove(tmp)
+        raise _write_error(p, exc, full_only=True) from exc
     except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _create_output(tmp: Path, fmt: str, shape: tuple[int, ...], axes, scale, chunks) -> Any:
+    """The writable array of :func:`open_output` in the temporary file or folder ``tmp``."""
+    if fmt == "zarr":
+        return create_ome_zarr(tmp, shape, axes=axes, scale=scale, chunks=chunks)
+    if fmt == "npy":
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    else:
+        import tifffile
+
+        metadata = {"axes": axes.upper()} if axes else {}
+        big = int(np.prod(shape)) * 4 >= BIGTIFF_BYTES
+        array = tifffile.memmap(tmp, shape=shape, dtype=np.float32, bigtiff=big, metadata=metadata, photometric="minisblack")
+    _reserve(tmp)
+    return array
+
+
+def _reserve(path: Path) -> None:
+    """Allocate every block of the (sparse) file ``path``: writing into a memory map of a sparse
+    file on a full disk kills the process with SIGBUS, an allocation fails with ENOSPC instead.
+    (Without ``posix_fallocate``, on macOS and Windows, the file stays as it is.)"""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)  # glibc writes zeros where the file system cannot allocate
+    finally:
+        os.close(fd)
+
+
+def _remove(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
 
 
 def _replace_folder(new: Path, target: Path) -> None:
     """Put the finished folder ``new`` at ``target``: one rename, after moving an old ``target``
     aside (removed only once the new one is in place)."""
-    os.chmod(new, 0o777 & ~_umask())
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))

@@ -1,10 +1,15 @@
-"""Trained models: weights + config in one file that loads without executing pickled code."""
+"""Trained models: weights + config in one file that loads without executing pickled code, and
+whose stored config and weights are checked when loaded (:func:`validate_stored_config`)."""
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import pickle
+import stat
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +17,14 @@ import numpy as np
 import torch
 
 from . import __version__
+from .axes import spatial_axes, validate_axes
+from .checks import from_torch
+from .config import RULES, boolean, choice, integer, optional, real
 from .devices import resolve_device
-from .errors import AxesError, ModelFileError
+from .errors import AxesError, ConfigError, MaskError, ModelFileError, OutputError
 from .masks import describe_mask, validate_mask
 from .prediction import PredictDone, TileDone, check_input, predict_tiles, resolve_axes, tta_transforms
-from .unet import UNet, UNetConfig
+from .unet import NORMS, UNet, UNetConfig
 
 FORMAT = "napari-structn2v-model"
 FORMAT_VERSION = 1
@@ -66,24 +74,128 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        d = json.loads(text)
-        if d.get("format") != FORMAT:
-            raise ModelFileError("the file is not a napari-structn2v model (unknown format tag)")
-        if int(d.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelFileError(
-                f"the model file has format version {d['format_version']}; this napari-structn2v "
-                f"reads up to {FORMAT_VERSION}: upgrade napari-structn2v"
-            )
-        norm = d["normalization"]
-        return cls(
-            axes=d["axes"],
-            mask=validate_mask(np.array(d["mask"], dtype=bool)),
-            low=norm["low"],
-            high=norm["high"],
-            architecture=UNetConfig(**d["architecture"]),
-            training=d.get("training", {}),
-            z_context=int(d.get("z_context", 0)),  # files from before Z context: none
+        """The config of a model file, checked by :func:`validate_stored_config`
+        (:class:`ModelFileError` naming the field for anything hand-edited or corrupt)."""
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"the stored config is not JSON ({exc})") from exc
+        return validate_stored_config(d)
+
+
+#: the architecture fields of a model file and their rules: the bounds of the TrainConfig settings
+#: they come from (``depth`` 1-6, ``base_filters`` 1-1024, ...), so a file trains or loads only
+#: what a TrainConfig could have made
+_ARCH_RULES = {
+    "spatial_ndim": integer(2, 3),
+    "in_channels": integer(1, 4096),
+    "out_channels": integer(1, 4096),
+    "depth": RULES["depth"],
+    "base_filters": RULES["base_filters"],
+    "kernel_size": RULES["kernel_size"],
+    "pool": RULES["pool"],
+    "n2v2": boolean(),
+    "batch_norm": boolean(),
+    "norm": optional(choice(*NORMS)),
+}
+
+
+def validate_stored_config(d: Any) -> ModelConfig:
+    """The :class:`ModelConfig` of a model file's JSON object, every field checked like
+    :class:`~napari_structn2v.config.TrainConfig` checks its settings; the one validator for
+    model files and BioImage Model Zoo packages.
+
+    Raises :class:`ModelFileError` naming the stored field ("the model's architecture.depth
+    must be in [1, 6], got -1"), never a TypeError or an allocation of petabytes.
+    """
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ModelFileError("the file is not a napari-structn2v model (unknown format tag)")
+    version = d.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(f"the model's format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"the model file has format version {version}; this napari-structn2v "
+            f"reads up to {FORMAT_VERSION}: upgrade napari-structn2v"
         )
+    try:
+        return _stored_config(d)
+    except ConfigError as exc:
+        raise ModelFileError(f"the model's {exc.field} {exc.problem}") from exc
+    except (AxesError, MaskError) as exc:
+        raise ModelFileError(f"the model's stored {'axes' if isinstance(exc, AxesError) else 'mask'} are invalid: {exc}") from exc
+    except (TypeError, ValueError, KeyError) as exc:  # a check of UNetConfig's own, or a shape no rule foresaw
+        raise ModelFileError(f"the model's stored config is corrupt ({exc})") from exc
+
+
+def _stored_config(d: dict) -> ModelConfig:
+    """:func:`validate_stored_config` without the error translation (ConfigError names the field)."""
+    arch = _field(d, "architecture", dict)
+    unknown = sorted(set(arch) - {f.name for f in fields(UNetConfig)})
+    if unknown:
+        raise ConfigError(f"architecture.{unknown[0]}", "is not an architecture setting of this napari-structn2v")
+    # fields without a rule here are checked by UNetConfig itself
+    arch = {k: _ARCH_RULES[k](f"architecture.{k}", v) if k in _ARCH_RULES else v for k, v in arch.items()}
+    for key in ("in_channels", "out_channels", "depth", "base_filters"):
+        if key not in arch:
+            raise ConfigError(f"architecture.{key}", "is missing")
+    architecture = UNetConfig(**arch)
+    nd = architecture.spatial_ndim
+    for key in ("kernel_size", "pool"):
+        if len(getattr(architecture, key)) != nd:
+            raise ConfigError(f"architecture.{key}", f"must have one value per spatial axis ({nd}), got {arch[key]!r}")
+    z_context = integer(0, 16)("z_context", d.get("z_context", 0))  # files from before Z context: none
+    channels = architecture.out_channels
+    if architecture.in_channels != channels * (2 * z_context + 1):
+        raise ConfigError("architecture.in_channels", f"must be {channels * (2 * z_context + 1)} for {channels} channel(s) "
+                          f"and z_context {z_context}, got {architecture.in_channels}")
+    axes = validate_axes(_field(d, "axes", str))
+    if len(spatial_axes(axes)) < nd:
+        raise ConfigError("axes", f"{axes!r} have fewer spatial axes than the {nd}D network")
+    mask = validate_mask(np.array(_field(d, "mask", list), dtype=bool))
+    if mask.ndim != nd:
+        raise ConfigError("mask", f"must be {nd}D for the {nd}D network, got {mask.ndim}D")
+    norm = _field(d, "normalization", dict)
+    low = [real()("normalization.low", v) for v in _field(norm, "low", list, "normalization.low")]
+    high = [real()("normalization.high", v) for v in _field(norm, "high", list, "normalization.high")]
+    if len(low) != channels or len(high) != channels:
+        raise ConfigError("normalization", f"must have one low and one high per channel ({channels}), got {len(low)} and {len(high)}")
+    if any(h <= lo for lo, h in zip(low, high)):
+        raise ConfigError("normalization.high", f"must be above low for each channel, got low {low} and high {high}")
+    training = d.get("training", {})
+    if not isinstance(training, dict):
+        raise ConfigError("training", f"must be a JSON object, got {type(training).__name__}")
+    _check_trained_geometry(architecture, training)
+    return ModelConfig(axes=axes, mask=mask, low=low, high=high, architecture=architecture, training=training,
+                       z_context=z_context)
+
+
+def _field(d: dict, key: str, kind: type, name: str | None = None) -> Any:
+    """``d[key]``, which must be a ``kind`` (ConfigError naming ``name`` otherwise)."""
+    if key not in d:
+        raise ConfigError(name or key, "is missing")
+    value = d[key]
+    if not isinstance(value, kind):
+        raise ConfigError(name or key, f"must be a {'JSON ' + kind.__name__ if kind in (dict, list) else 'string'}, got {value!r}"[:200])
+    return value
+
+
+def _check_trained_geometry(arch: UNetConfig, training: dict) -> None:
+    """Pooling and kernel sizes have no weights of their own: a file whose ``architecture`` says
+    otherwise than the settings it was trained with (``training.config``) would load and denoise
+    wrongly, so the two must agree (None in the record: the default)."""
+    trained = training.get("config")
+    if not isinstance(trained, dict):
+        return  # older files, and files without provenance: nothing to compare with
+    for key in ("pool", "kernel_size"):
+        if key not in trained:
+            continue
+        try:
+            expected = getattr(UNetConfig(spatial_ndim=arch.spatial_ndim, **{key: trained[key]}), key)
+        except (TypeError, ValueError):
+            continue  # the record itself is odd; the architecture was checked above
+        if len(expected) == arch.spatial_ndim and expected != getattr(arch, key):
+            raise ConfigError(f"architecture.{key}", f"is {list(getattr(arch, key))} but the model was trained with {list(expected)}")
 
 
 class StructN2VModel:
@@ -146,6 +258,7 @@ class StructN2VModel:
         derived axes); warns with :class:`~napari_structn2v.errors.IntensityWarning` when the
         intensities lie far outside the training normalisation.
         """
+        image = from_torch(image)
         image = np.asarray(image) if not hasattr(image, "shape") else image
         ax = self.resolve_axes(image.ndim, axes)
         check_input(image, ax, low=self.config.low, high=self.config.high, guessed_axes=axes is None)
@@ -186,8 +299,11 @@ class StructN2VModel:
         device's free memory holds) are :func:`~napari_structn2v.prediction.predict_tiles`'s.
         """
         arch = self.config.architecture
+        image = from_torch(image)
         image = np.asarray(image) if not hasattr(image, "shape") else image
         ax = self.check_input(image, axes) if check else self.resolve_axes(image.ndim, axes)
+        if out is not None:
+            check_out(out)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -229,14 +345,23 @@ class StructN2VModel:
 
         The file is written atomically (a temporary file in the same folder, then renamed), so an
         interrupted save leaves any previous file intact. ``overwrite=False`` refuses to replace an
-        existing file (:class:`~napari_structn2v.errors.OutputError`).
+        existing file (:class:`~napari_structn2v.errors.OutputError`), also one that appears while
+        the file is written. A full disk or an unwritable folder is an ``OutputError`` too.
         """
         from .io import check_output, write_atomic
 
-        path = check_output(path, option="model file", overwrite=overwrite)
+        path = check_output(path, option="model file", overwrite=overwrite, store=False)
+        data = self.to_bytes()
+        return write_atomic(path, lambda fh: fh.write(data), replace=None if overwrite else False)
+
+    def to_bytes(self) -> bytes:
+        """The model file's content. Serialised in memory first: torch writing straight to a
+        file turns a full disk into a ``RuntimeError`` ("enforce fail at inline_container.cc")
+        instead of the ``OSError`` a plain write raises (a model is a few MB)."""
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        blob = {"config": self.config.to_json(), "state_dict": state}
-        return write_atomic(path, lambda fh: torch.save(blob, fh))
+        buffer = io.BytesIO()
+        torch.save({"config": self.config.to_json(), "state_dict": state}, buffer)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | Path) -> StructN2VModel:
@@ -255,8 +380,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
         bioimage.io package made by another tool.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    _check_model_path(path)
     from .bmz import is_bmz_package, load_bmz
 
     if path.suffix.lower() == ".zip" or is_bmz_package(path):
@@ -278,21 +402,52 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
     return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)))
 
 
+def check_out(out: Any) -> None:
+    """Raise :class:`OutputError` when ``out`` cannot be written: a read-only numpy view or
+    memmap, or a zarr array opened for reading (its shape is checked by the prediction)."""
+    flags = getattr(out, "flags", None)
+    if getattr(out, "read_only", False) or (flags is not None and not getattr(flags, "writeable", True)):
+        raise OutputError("out= is read-only; pass a writable array such as np.empty(image.shape, np.float32)")
+
+
+def _check_model_path(path: Path) -> None:
+    """A :class:`ModelFileError` that says what ``path`` is when it is not a readable file."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelFileError(f"model file {str(path)!r} is a symbolic link loop, not a file") from exc
+        if path.is_symlink():
+            raise ModelFileError(f"model file {str(path)!r} is a symbolic link to a missing file") from exc
+        if exc.errno == errno.ENOENT:
+            raise ModelFileError(f"model file {str(path)!r} does not exist") from exc
+        raise ModelFileError(f"model file {str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(f"model file {str(path)!r} is a folder; give the model file (.pt or .zip) inside it")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(f"model file {str(path)!r} is not a regular file (a pipe, socket or device); give a .pt or .zip file")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"model file {str(path)!r} cannot be read: permission denied")
+
+
 def model_from_parts(config_json: str, state: dict, label: str) -> StructN2VModel:
     """A model from its JSON config and weights (a model file's or a BMZ package's); ``label``
-    names the source in the :class:`ModelFileError` raised for a corrupt config or mismatched
-    weights."""
+    names the source in the :class:`ModelFileError` raised for a corrupt config or weights that
+    do not match it (names, shapes, non-finite values)."""
     try:
         config = ModelConfig.from_json(config_json)
-    except ModelFileError:
-        raise
-    except Exception as exc:
-        raise ModelFileError(f"{label} has a corrupt model config ({exc})") from exc
+    except ModelFileError as exc:
+        raise ModelFileError(f"{label}: {exc}") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{label}: the stored weights are not a table of tensors")
     net = UNet(config.architecture)
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(state)  # strict: every name, every shape
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"{label}: the weights do not match the stored architecture") from exc
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelFileError(f"{label}: the weights hold NaN or infinite values (in {bad[0]})")
     net.eval()
     return StructN2VModel(net, config)
 

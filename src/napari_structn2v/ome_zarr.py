@@ -39,25 +39,35 @@ def read_zarr(p: Path) -> tuple[Any, str | None, tuple[float, ...] | None]:
     of its multiscales metadata; a group without them must hold exactly one array."""
     zarr = import_zarr()
     node = zarr.open(str(p), mode="r")
-    if hasattr(node, "shape"):  # a plain zarr array
-        axes = node.attrs.get("axes")
-        return node, axes.upper() if isinstance(axes, str) else None, None
+    if hasattr(node, "shape"):  # a plain zarr array; its axes are checked by io.metadata_axes
+        return node, node.attrs.get("axes"), None
     ms = _ome_multiscales(node.attrs)
     if ms is None:
         arrays = sorted(name for name, _ in node.arrays())
         if len(arrays) != 1:
             raise DataError(f"{str(p)!r} is a zarr group without OME multiscales metadata and holds {len(arrays)} arrays, not one")
         return node[arrays[0]], None, None
-    first = ms[0]["datasets"][0]
-    data = node[first["path"]]
+    try:
+        first = ms[0]["datasets"][0]
+        where = first["path"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise DataError(f"{str(p)!r} has OME multiscales metadata without a first dataset path") from exc
+    try:
+        data = node[where]
+    except KeyError as exc:
+        raise DataError(f"{str(p)!r}: its OME multiscales metadata name the dataset {where!r}, which the store does not hold") from exc
+    if not hasattr(data, "shape"):
+        raise DataError(f"{str(p)!r}: its OME multiscales dataset {where!r} is a group, not an array")
     letters = {v: k for k, v in _OME_NAME.items()}
-    names = [a["name"] if isinstance(a, Mapping) else str(a) for a in ms[0].get("axes", [])]
-    axes = "".join(letters.get(n.lower(), "?") for n in names)
-    axes = axes if "?" not in axes and axes else None
+    names = [a.get("name", "?") if isinstance(a, Mapping) else str(a) for a in ms[0].get("axes") or []]
+    axes = "".join(letters.get(str(n).lower(), "?") for n in names) or None  # checked by io.metadata_axes
     scale = None
-    for tr in first.get("coordinateTransformations", []):
-        if tr.get("type") == "scale":
-            scale = tuple(float(v) for v in tr["scale"])
+    for tr in first.get("coordinateTransformations") or []:
+        if isinstance(tr, Mapping) and tr.get("type") == "scale":
+            try:
+                scale = tuple(float(v) for v in tr["scale"])
+            except (KeyError, TypeError, ValueError):
+                scale = None  # a scale that cannot be read is no scale
     return data, axes, scale
 
 

@@ -29,6 +29,7 @@ def check_output(
     inputs: Mapping[str, str | Path] | None = None,
     protected: Mapping[str, str | Path] | None = None,
     suffixes: tuple[str, ...] | None = None,
+    store: bool = True,
 ) -> Path:
     """Check that ``path`` can receive a new file; raise :class:`OutputError` otherwise.
 
@@ -46,6 +47,9 @@ def check_output(
         Files the run reads that are never replaced (an image named as the model output).
     suffixes : tuple of str, optional
         Allowed extensions (lower case, with the dot); None allows any.
+    store : bool
+        Whether the output may be a zarr store (a folder named ``.zarr``); False for outputs
+        that are always one file (a model), so ``model.zarr`` is refused at once, not after training.
 
     Returns
     -------
@@ -57,7 +61,7 @@ def check_output(
     p = Path(path)
     if str(path).strip() == "":
         raise OutputError(f"{option} is empty; give a file name")
-    zarr_out = image_format(p) == "zarr" and (suffixes is None or ".zarr" in suffixes)
+    zarr_out = store and image_format(p) == "zarr" and (suffixes is None or ".zarr" in suffixes)
     if p.is_dir() and zarr_out and not any((p / n).exists() for n in (".zgroup", ".zarray", "zarr.json")):
         raise OutputError(f"{option} {str(p)!r} is a folder but not a zarr store; it is never replaced, choose another name")
     if p.is_dir() and not zarr_out:

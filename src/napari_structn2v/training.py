@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,11 @@ import torch
 from .augment import symmetric_transforms
 from .blindspot import BlindSpots, mask_offsets
 from .budget import Budget, lr_factor
-from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
+from .checks import check_patch_fits, check_patch_multiple, check_train_settings, from_torch, patch_shape
 from .config import TrainConfig, check_masked_fraction
 from .data import PatchSampler, normalize, percentiles, split_validation, validation_patch
 from .devices import resolve_device
-from .errors import DataError, StructN2VError
+from .errors import DataError, StructN2VError, StructN2VWarning
 from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
 from .masks import describe_mask, validate_mask
@@ -289,8 +290,20 @@ def _validate(run: _Run, log: _Log) -> Validation:
         log.best_val, log.best_step = vl, run_step
         if run.ckpt is not None:
             run.model.config.training = _provenance(run, log)
-            run.model.save(run.ckpt / "best.pt")
+            _checkpoint(run, "best.pt")
     return Validation(step=run_step, val_loss=vl, best=is_best)
+
+
+def _checkpoint(run: _Run, name: str) -> None:
+    """Save the model as ``name`` in the checkpoint folder. A checkpoint that cannot be written (a
+    full disk, a folder made read-only) must not end the training it is a copy of: a warning,
+    and no more checkpoints in this run."""
+    try:
+        run.model.save(run.ckpt / name)
+    except (OSError, StructN2VError) as exc:
+        warnings.warn(f"checkpoint {name} not written ({exc}); training goes on without checkpoints",
+                      StructN2VWarning, stacklevel=2)
+        run.ckpt = None
 
 
 def _preview_due(run: _Run, step: int, preview_image) -> bool:
@@ -312,8 +325,11 @@ def _provenance(run: _Run, log: _Log) -> dict:
 
     curves = training_curves(log.losses, run.at(log.step), log.val_losses, run.inputs.history)
     best_val = log.best_val if math.isfinite(log.best_val) else None
+    arch = run.model.config.architecture
+    config = run.cfg.to_dict()  # with the network actually trained (a resumed model keeps its own)
+    config.update(depth=arch.depth, base_filters=arch.base_filters, pool=list(arch.pool), kernel_size=list(arch.kernel_size))
     return {
-        "config": run.cfg.to_dict(),
+        "config": config,
         "mask": describe_mask(run.inputs.mask),
         "steps_done": run.at(log.step),
         "final_loss": float(np.mean(log.losses[-50:])) if log.losses else None,
@@ -330,7 +346,7 @@ def _finish(run: _Run, log: _Log) -> TrainDone:
     run.model.config.training = _provenance(run, log)
     run.model.config.training["stopped"] = log.stopped
     if run.ckpt is not None:
-        run.model.save(run.ckpt / "last.pt")
+        _checkpoint(run, "last.pt")
     return TrainDone(model=run.model, stopped=log.stopped, step=run.at(log.step))
 
 
@@ -377,6 +393,7 @@ def train_iter(
         The model with the last weights (the averaged ones with ``config.ema``; ``best.pt``
         holds the best-validation ones).
     """
+    images = from_torch(images)  # a tensor would meet numpy's dtype checks as "Cannot interpret 'torch.float32'"
     run = _setup(images, axes, mask, config, resume, preview_image, checkpoint_dir)
     log = _Log.after(run.inputs.history)
     run.net.train()

@@ -42,7 +42,7 @@ def test_train_predict_end_to_end(files, capsys, tmp_path):
     [
         (["analyze-noise", "missing.tif"], "does not exist"),
         (["analyze-noise", "{noisy}", "--roi", "0:10"], "--roi"),
-        (["analyze-noise", "{noisy}", "--roi", "0:100,0:10"], "outside the image"),
+        (["analyze-noise", "{noisy}", "--roi", "0:100,0:10"], "--roi Y range 0:100 ends past the image, which spans 0:64"),
         (["analyze-noise", "{noisy}", "--axes", "YQ"], "Q"),
         (["train", "{noisy}", "--axes", "YX", "--mask", "8x1", "--out", "m.pt"], "odd"),
         (["train", "{noisy}", "--axes", "ZYX", "--mask", "3x1", "--out", "m.pt"], "dimensions"),

@@ -3,7 +3,10 @@
 Every user mistake ends with one ``structn2v: error: ...`` line and exit status 2; warnings are
 one ``warning: ...`` line on stderr. Outputs are checked before any long work, never replace an
 input or an existing file without ``--overwrite``, and are written atomically. Ctrl-C during
-``train`` stops like the GUI's Stop: the model trained so far is saved, then exit status 130.
+``train`` stops like the GUI's Stop: the model trained so far is saved, then exit status 130;
+SIGTERM (a batch scheduler's time limit, ``docker stop``) does the same with exit status 143. In the
+other commands SIGTERM removes the unfinished output and exits 143 with one line; a closed standard
+output (``structn2v info m.pt | head -1``) ends the command quietly.
 
 Messages go through :mod:`logging` (logger ``napari_structn2v``): informational ones to stdout,
 warnings and errors to stderr. ``train`` and ``predict`` draw a tqdm progress bar on stderr when it is
@@ -19,7 +22,10 @@ import argparse
 import contextlib
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -32,6 +38,15 @@ from ..settings import option_of
 
 #: exit status after Ctrl-C (128 + SIGINT), also when the model so far was saved
 EXIT_INTERRUPTED = 130
+#: exit status after SIGTERM (128 + 15), also when the model so far was saved
+EXIT_TERMINATED = 143
+#: exit status when standard output was closed by its reader (128 + SIGPIPE, as the shell reports it)
+EXIT_BROKEN_PIPE = 141
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the CLI's handler: a KeyboardInterrupt, so every
+    ``except BaseException`` clean-up (temporary outputs) runs as it does for Ctrl-C."""
 
 #: CLI option of each setting, so that a ConfigError names what the user typed (the training
 #: settings' from the settings table)
@@ -70,6 +85,8 @@ class _ConsoleHandler(logging.Handler):
             stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
             tqdm.write(self.format(record), file=stream)
             stream.flush()
+        except BrokenPipeError:  # `structn2v predict ... | head -1`: the reader went away, the work goes on
+            _stdout_to_devnull()
         except Exception:  # noqa: BLE001 - logging's own convention
             self.handleError(record)
 
@@ -172,13 +189,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``structn2v`` console script."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # --help, --version, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else 2
-    with console_logging(getattr(args, "quiet", False)), warnings.catch_warnings():
+    with console_logging(getattr(args, "quiet", False)), warnings.catch_warnings(), _sigterm_raises():
         warnings.simplefilter("always", StructN2VWarning)
         warnings.showwarning = _show_warning
         return _run(args)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises :class:`Terminated` for one command (in the main thread; ``train`` replaces
+    this with its own handler that stops and saves)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--roi -10:5,0:64`` as ``--roi=-10:5,0:64``: argparse takes a value that starts with ``-``
+    and is not a plain number for an option ("expected one argument") instead of the range the
+    user typed, which then gets its own message ("starts before 0")."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_RANGE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+#: a value such as -10:5 or -3:9,0:64 (plain negative numbers argparse handles itself)
+_NEGATIVE_RANGE = re.compile(r"^-\d+:[-\d:,]*$")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -189,13 +241,33 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"{OPTION_OF.get(exc.field, exc.field)} {exc.problem}")
     except StructN2VError as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        return _closed_stdout()
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     except MemoryError:
         return _fail("out of memory; use smaller images, tiles, patches or batches")
+    except Terminated:
+        print("structn2v: terminated (SIGTERM); unfinished outputs were removed", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("structn2v: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _closed_stdout() -> int:
+    """The reader of standard output went away (``| head -1``): nothing more to say to it."""
+    _stdout_to_devnull()
+    return EXIT_BROKEN_PIPE
+
+
+def _stdout_to_devnull() -> None:
+    """Send the rest of standard output to /dev/null: Python would report the closed pipe again
+    at every later line and when it flushes stdout at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _fail(message: str) -> int:

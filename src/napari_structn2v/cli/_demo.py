@@ -33,10 +33,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     names = ("noisy.tif", "clean.tif", "dark.tif", "n2v.tif", "structn2v.tif", "structn2v_model.pt")
     for name in names:
         check_output(out / name, option="--out folder file", overwrite=args.overwrite)
+    # what may be replaced at the end: with --overwrite, the files there now (never one that appears meanwhile)
+    replace = {name: bool(args.overwrite) and (out / name).exists() for name in names}
     sample = make_sample("2d", seed=args.seed)
     noisy, clean, dark = sample["noisy"], sample["clean"], sample["dark"]
     for name in ("noisy", "clean", "dark"):
-        write_image(out / f"{name}.tif", sample[name], axes="YX")
+        write_image(out / f"{name}.tif", sample[name], axes="YX", replace=replace[f"{name}.tif"])
     log.info("1/4 synthetic 256x256 image with noise correlated along X (camera read-out lines)")
     analysis = analyze_noise(dark)
     log.info("2/4 noise analysis of the dark frame:\n    %s", analysis.report().replace("\n", "\n    "))
@@ -50,9 +52,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         log.info("3/4 training %s (%d steps, mask %s) ...", label, cfg.steps, "x".join(map(str, mask.shape[::-1])))
         model = _demo_train(noisy, mask, cfg, label, args.quiet)
         denoised = model.predict(noisy)
-        write_image(out / f"{label.lower()}.tif", denoised, axes="YX")
+        write_image(out / f"{label.lower()}.tif", denoised, axes="YX", replace=replace[f"{label.lower()}.tif"])
         if label == "StructN2V":
-            model.save(out / "structn2v_model.pt")
+            model.save(out / "structn2v_model.pt", overwrite=replace["structn2v_model.pt"])
         rows.append((label, "x".join(map(str, mask.shape[::-1])), psnr(denoised)))
         log.info("    done in %.0fs", time.perf_counter() - t0)
     print(f"4/4 results against the synthetic truth (files in {out}/):")

@@ -17,7 +17,8 @@ from ..errors import DataError, OutputError
 from ..pipeline import DEFAULT_TIME_S, too_few_steps
 from . import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
-from ._train import TrainMeter, _InterruptFlag, _save_model
+from ._train import TrainMeter, _save_model
+from ._train import _StopFlag as _InterruptFlag
 
 #: the default of --time, as the user would type it ("3m")
 DEFAULT_TIME = f"{DEFAULT_TIME_S / 60:g}m"
@@ -170,4 +171,4 @@ def _trained(done: Any, args: argparse.Namespace, seconds: float) -> None:
     if too_few_steps(done.step):
         log.warning("%s", too_few_steps(done.step))
     if args.save_model:
-        log.info("model saved to %s", _save_model(done.model, args.save_model))
+        log.info("model saved to %s", _save_model(done.model, args.save_model, replace=args.overwrite))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,12 @@ def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
         except ValueError:
             raise DataError(f"--roi part {part!r} is not of the form START:STOP with integers") from None
         size = image.shape[axes.index(letter)]
-        if not (0 <= a < b <= size):
-            raise DataError(f"--roi {letter} range {a}:{b} lies outside the image (0:{size})")
+        if a >= b:
+            raise DataError(f"--roi {letter} range {a}:{b} is empty; START must be below STOP")
+        if a < 0:
+            raise DataError(f"--roi {letter} range {a}:{b} starts before 0; positions count from 0 (the image spans 0:{size})")
+        if b > size:
+            raise DataError(f"--roi {letter} range {a}:{b} ends past the image, which spans 0:{size}")
         index[axes.index(letter)] = slice(a, b)
     return image[tuple(index)]
 
@@ -62,8 +67,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.out_autocorr:
         check_output(
             args.out_autocorr, option="--out-autocorr", overwrite=args.overwrite,
-            inputs={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,
+            protected={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,  # an autocorrelation is another kind of image
         )
+        replace = bool(args.overwrite) and Path(args.out_autocorr).exists()
     image = read_image(args.noise)
     check_dtype(image, f"{args.noise}")
     check_finite(image, f"{args.noise}")
@@ -71,7 +77,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
     result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
     if args.out_autocorr:
-        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
+        write_image(args.out_autocorr, result.autocorrelation, axes=result.axes, replace=replace)
         log.info("autocorrelation written to %s", args.out_autocorr)
     shapes = ", ".join(str(r.shape) for r in regions)
     log.info("%s: %s %s, axes %s", args.noise, "regions" if len(regions) > 1 else "shape", shapes, axes)
@@ -96,10 +102,35 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
         from ..io import read_image
         from ..pipeline import choose_mask
 
-        chosen = choose_mask(images[0], axes, dark=read_image(dark) if dark else None, strict=False)
+        noise = read_image(dark) if dark else None
+        noise_axes = _dark_axes(noise, axes, dark) if dark else None
+        chosen = choose_mask(images[0], axes, dark=noise, dark_axes=noise_axes, strict=False)
         log.info("mask auto: suggested %s from %s", chosen.analysis.spec, dark or chosen.source)
         _warn(chosen.analysis)
         return chosen.mask
-    if Path(spec).is_file():
-        return load_mask(spec)
+    if Path(spec).is_file() or _names_a_file(spec):
+        return load_mask(spec)  # a missing file: "mask file ... does not exist"
     return parse_mask_spec(spec)
+
+
+def _names_a_file(spec: str) -> bool:
+    """Whether ``--mask`` names a file rather than a ``WxH`` spec: a mask file's extension or a folder in it."""
+    return Path(spec).suffix.lower() in (".npy", ".tif", ".tiff", ".txt") or "/" in spec or os.sep in spec
+
+
+def _dark_axes(noise: np.ndarray, axes: str, dark: str) -> str:
+    """The axes of the ``--dark`` noise for training on ``axes``: the same, or a stack of such
+    frames (``S`` first) with one dimension more; anything else is named as the dark frame's fault."""
+    from ..axes import spatial_axes
+
+    frame = "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+    if noise.ndim == len(axes):
+        return axes
+    if noise.ndim == len(frame):
+        return frame
+    if noise.ndim == len(frame) + 1:
+        return "S" + frame
+    raise DataError(
+        f"the dark frame {dark!r} has {noise.ndim} dimensions (shape {tuple(noise.shape)}); for training axes {axes} "
+        f"give one {frame} frame ({len(frame)}D) or a stack of them ({len(frame) + 1}D)"
+    )

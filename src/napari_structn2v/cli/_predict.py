@@ -57,8 +57,10 @@ def _expand_inputs(patterns: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
-    """One checked output per input (--out for one input, --out-dir DIR/<input name> for many)."""
+def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[tuple[Path, bool]]:
+    """One checked output per input (--out for one input, --out-dir DIR/<input name> for many),
+    with whether it may be replaced at the end (--overwrite and a file there now: one that
+    appears later is never replaced)."""
     from ..io import check_output, check_output_folder
 
     if args.out is not None:
@@ -78,7 +80,7 @@ def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[Path]
             protected={"the model file": args.model, **{f"the input image {str(q)!r}": q for q in inputs if q != src}},
             suffixes=IMAGE_SUFFIXES,
         )
-    return targets
+    return [(t, bool(args.overwrite) and t.exists()) for t in targets]
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -93,15 +95,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         client = connect(args.cluster)
     try:
-        for src, dst in zip(inputs, targets):
-            _predict_one(model, src, dst, args, client)
+        for src, (dst, replace) in zip(inputs, targets):
+            _predict_one(model, src, dst, args, client, replace=replace)
     finally:
         if client is not None:
             client.close()
     return 0
 
 
-def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client) -> None:
+def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client, *, replace: bool) -> None:
     """Denoise one input file into ``dst``, streaming tile by tile (or block by block on a cluster)."""
     from ..io import open_image, open_output
     from ..prediction import TileDone
@@ -113,7 +115,7 @@ def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client) 
         axes = opened.axes  # the file says which axes it has (OME-Zarr, our TIFFs)
     axes = model.check_input(image, axes)
     t0 = time.perf_counter()
-    with open_output(dst, image.shape, axes=axes, scale=opened.scale) as out, \
+    with open_output(dst, image.shape, axes=axes, scale=opened.scale, replace=replace) as out, \
             Progress(src.name, "tile", quiet=args.quiet, lines=10) as progress:
         if client is not None:
             from ..distributed import predict_on_cluster

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -12,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..config import TrainConfig, parse_duration
-from ..errors import DataError
+from ..errors import OutputError, StructN2VError
 from ..settings import CLI_SETTINGS, Setting
-from . import EXIT_INTERRUPTED, Progress, log
+from . import EXIT_INTERRUPTED, EXIT_TERMINATED, Progress, Terminated, log
 from ._noise import resolve_mask
 
 
@@ -30,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         t.add_argument(*s.flags, **_option(s))
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
     t.add_argument("--resume", help="continue training this model file (its normalisation and network are kept)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing --out file (even the --resume model)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (even the --resume model) and --checkpoint-dir's best.pt and last.pt")
     t.set_defaults(func=cmd_train)
 
 
@@ -65,8 +67,14 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def _check_train_outputs(args: argparse.Namespace) -> None:
-    """--out and --checkpoint-dir, before anything is read or trained."""
+#: files train writes into --checkpoint-dir
+CHECKPOINTS = ("best.pt", "last.pt")
+
+
+def _check_train_outputs(args: argparse.Namespace) -> bool:
+    """--out and --checkpoint-dir, before anything is read or trained. Returns whether the model
+    may replace a file at --out at the end: only with --overwrite and a file there now (a file
+    that appears later is never replaced)."""
     from ..io import check_output, check_output_folder
 
     protected = {f"the input image {p!r}": p for p in args.images}
@@ -75,50 +83,95 @@ def _check_train_outputs(args: argparse.Namespace) -> None:
     if Path(args.mask).is_file():
         protected["the mask file"] = args.mask
     inputs = {"the model being resumed": args.resume} if args.resume else {}
-    check_output(args.out, option="--out", overwrite=args.overwrite, inputs=inputs, protected=protected)
+    out = check_output(args.out, option="--out", overwrite=args.overwrite, inputs=inputs, protected=protected, store=False)
     if args.checkpoint_dir:
-        check_output_folder(args.checkpoint_dir, option="--checkpoint-dir")
+        folder = check_output_folder(args.checkpoint_dir, option="--checkpoint-dir")
+        for name in CHECKPOINTS:
+            check_output(folder / name, option=f"--checkpoint-dir file {name}", overwrite=args.overwrite,
+                         inputs=inputs, protected=protected, store=False)
+    return args.overwrite and out.exists()
 
 
-class _InterruptFlag:
-    """SIGINT handler for the duration of a training: the first Ctrl-C asks the trainer to stop
-    after its current step (``should_stop``), a second one aborts at once."""
+class _StopFlag:
+    """SIGINT and SIGTERM handler for the duration of a training: the first signal asks the
+    trainer to stop after its current step (``should_stop``) and the model so far is saved; a
+    second one aborts at once. SIGTERM is what SLURM (at the time limit), ``docker stop`` and
+    systemd send, some 10-30 s before SIGKILL: one step and a save fit in that."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     #: what the first Ctrl-C prints
     message = "interrupted: stopping after this step and saving the model so far (Ctrl-C again to abandon it)"
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self._previous = None
+        self._previous: dict[int, Any] = {}
+        self.signum: int | None = None
 
     def __call__(self) -> bool:
         return self._event.is_set()
 
+    @property
+    def exit_status(self) -> int:
+        """130 after Ctrl-C, 143 after SIGTERM."""
+        return EXIT_TERMINATED if self.signum == signal.SIGTERM else EXIT_INTERRUPTED
+
     def _handle(self, signum, frame) -> None:
         if self._event.is_set():
-            raise KeyboardInterrupt
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        self.signum = signum
         self._event.set()
-        print(f"\n{self.message}", file=sys.stderr, flush=True)
+        text = "terminated (SIGTERM): stopping after this step and saving the model so far" if signum == signal.SIGTERM \
+            else self.message
+        print(f"\n{text}", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> _InterruptFlag:
+    def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous = {}
 
 
-def _save_model(model, out: str) -> Path:
-    """Save ``model`` to ``out`` (checked earlier); if that fails now, rescue it in the current folder."""
+def _save_model(model, out: str, *, replace: bool) -> Path:
+    """Save ``model`` to ``out`` (checked at the start). If that fails now (a full disk, a folder
+    removed or made read-only, a file that appeared meanwhile), the model is saved elsewhere and
+    :class:`OutputError` says where: a finished training is never lost."""
+    from ..errors import OutputExistsError
+    from ..io import free_name
+
+    if not replace and Path(out).exists():  # another run, or the user, put a file there meanwhile
+        kept = model.save(free_name(out), overwrite=False)
+        raise OutputExistsError(f"{out!r} appeared during the training and was left as it is; "
+                                f"the trained model was saved to {str(kept)!r} instead", str(kept))
     try:
-        return model.save(out, overwrite=True)
-    except OSError as exc:
-        rescue = Path(f"structn2v-rescued-{time.strftime('%Y%m%d-%H%M%S')}.pt")
-        model.save(rescue, overwrite=False)
-        raise DataError(f"cannot write {out!r} ({exc.strerror or exc}); the model was saved to {str(rescue)!r} instead") from exc
+        return model.save(out, overwrite=replace)
+    except OutputExistsError:
+        raise  # the model is already kept next to the file that appeared, and the message says where
+    except (OSError, StructN2VError) as exc:
+        reason = str(exc) if isinstance(exc, StructN2VError) else f"cannot write {out!r}: {exc.strerror or exc}"
+        rescue, tried = _rescue(model)
+        if rescue is None:
+            raise OutputError(f"{reason}; no rescue copy could be written either ({tried})") from exc
+        raise OutputError(f"{reason}; the trained model was saved to {str(rescue)!r} instead") from exc
+
+
+def _rescue(model) -> tuple[Path | None, str]:
+    """Save ``model`` as ``structn2v-rescued-<time>.pt`` in the first folder that takes it: the
+    current one, the home folder, the temporary folder. Returns the path (or None) and what failed."""
+    import tempfile
+
+    name = f"structn2v-rescued-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.pt"
+    failures = []
+    for folder in dict.fromkeys([Path.cwd(), Path.home(), Path(tempfile.gettempdir())]):
+        try:
+            return model.save(folder / name, overwrite=False), ""
+        except (OSError, StructN2VError) as exc:
+            failures.append(f"{folder}: {getattr(exc, 'strerror', None) or exc}")
+    return None, "; ".join(failures)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -126,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..masks import describe_mask
 
     cfg = train_config(args)
-    _check_train_outputs(args)
+    replace = _check_train_outputs(args)
     images = [read_image(p) for p in args.images]
     mask = resolve_mask(args.mask, images, args.axes.upper(), args.dark)
     resume = None
@@ -137,27 +190,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.info("resuming %s at step %s", args.resume, resume.config.training.get("steps_done", 0))
     budget = " or ".join(b for b in (f"{cfg.steps} steps" if cfg.steps else "", f"{cfg.max_time_s:g} s" if cfg.max_time_s else "") if b)
     log.info("training StructN2V: %d image(s), axes %s, mask %s, %s", len(images), args.axes, describe_mask(mask), budget)
-    done = _run_training(images, args, mask, cfg, resume)
-    if done.stopped and done.model.config.training.get("steps_done", 0) == 0:
-        log.warning("stopped before the first step; no model written")
-        return EXIT_INTERRUPTED
-    out = _save_model(done.model, args.out)
+    with _StopFlag() as stop:
+        done = _run_training(images, args, mask, cfg, resume, stop)
+        if done.stopped and done.model.config.training.get("steps_done", 0) == 0:
+            log.warning("stopped before the first step; no model written")
+            return stop.exit_status
+        out = _save_model(done.model, args.out, replace=replace)  # a second signal still aborts the save cleanly
     if done.stopped:
         log.info("stopped at step %d; the model so far is saved to %s", done.step, out)
-        return EXIT_INTERRUPTED
+        return stop.exit_status
     log.info("model saved to %s", out)
     return 0
 
 
-def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any) -> Any:
+def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any,
+                  stop: _StopFlag) -> Any:
     """Drain ``train_iter`` with a progress bar (or milestone lines); returns its TrainDone."""
     from ..training import TrainDone, train_iter
 
     done = None
-    with _InterruptFlag() as interrupted, Progress("train", "step", quiet=args.quiet) as progress:
+    with Progress("train", "step", quiet=args.quiet) as progress:
         meter = TrainMeter(progress)
         events = train_iter(
-            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=interrupted
+            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=stop
         )
         for event in events:
             meter.show(event)
