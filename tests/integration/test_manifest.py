@@ -14,6 +14,7 @@ MANIFEST = Path(napari_structn2v.__file__).parent / "napari.yaml"
 WIDGETS = {
     "Noise analysis": "napari_structn2v._widgets.noise_analysis:NoiseAnalysisWidget",
     "Blind mask": "napari_structn2v._widgets.mask_designer:BlindMaskWidget",
+    "StructN2V": "napari_structn2v._widgets.structn2v:StructN2VWidget",
     "Train": "napari_structn2v._widgets.train:TrainWidget",
     "Predict": "napari_structn2v._widgets.predict:PredictWidget",
 }
