@@ -114,7 +114,9 @@ def test_result_is_denoised_in_the_input_scale_and_the_model_is_usable(sample64,
     result = denoise(image, "YX", mask="11x1", config=tiny(100))
     out = result.image
     assert out.shape == image.shape and out.dtype == np.float32 and np.isfinite(out).all()
-    assert abs(out.mean() - image.mean()) < 0.05 * image.std()
+    # the input's scale, not normalisation's [0, 1]: after 100 steps of a tiny net the mean may sit
+    # 0.1 std off (0.11 measured since the exact active-pixel fraction); [0, 1] would be 2.5 std off
+    assert abs(out.mean() - image.mean()) < 0.2 * image.std()
     assert np.abs(out - clean).mean() < 0.7 * np.abs(image - clean).mean()
     # the model predicts the same again, also after a round trip through a file
     np.testing.assert_allclose(result.model.predict(image, "YX"), out, rtol=1e-5, atol=1e-3)
