@@ -38,7 +38,7 @@ def test_device_list_offers_cpu_at_once_and_lists_before_the_training_warm_up(qt
 
     order = []
     release = threading.Event()
-    monkeypatch.setattr(_devices, "_probes", {})
+    monkeypatch.setattr(_devices, "_probe", None)
     monkeypatch.setattr(_devices, "_warm_started", False)
     monkeypatch.setattr(_devices, "probe_devices", lambda: order.append("list") or ["cpu", "cuda:0"])
     monkeypatch.setattr(_devices, "warm_up_training", lambda: (release.wait(10), order.append("warm")))
@@ -49,4 +49,4 @@ def test_device_list_offers_cpu_at_once_and_lists_before_the_training_warm_up(qt
     assert order == ["list"]
     release.set()
     qtbot.waitUntil(lambda: order == ["list", "warm"], timeout=5000)
-    assert isinstance(_devices._probes[False], Future)
+    assert isinstance(_devices._probe, Future)

@@ -15,7 +15,7 @@ from ._worker import probe_devices, warm_up_training
 POLL_MS = 50
 
 _lock = threading.Lock()
-_probes: dict[bool, Future] = {}
+_probe: Future | None = None  # the one device probe of the process, once started
 _warm_started = False  # the training stack's import (after the probe) has been started
 
 
@@ -30,11 +30,11 @@ def device_probe(warm_training: bool) -> Future:
     once. They are not daemons, so an interpreter exit waits for an import to end instead of
     killing it half-way.
     """
-    global _warm_started
+    global _probe, _warm_started
     with _lock:
-        future = _probes.get(False)
+        future = _probe
         if future is None:
-            future = _probes[False] = Future()
+            future = _probe = Future()
 
             def run() -> None:
                 try:

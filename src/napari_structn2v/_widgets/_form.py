@@ -55,6 +55,14 @@ def _widget(s: Setting) -> QWidget:
     return widget
 
 
+def set_time_unit(box: QSpinBox, unit: str) -> None:
+    """Give a budget box the range, single step and start value of a :data:`TIME_UNITS` unit."""
+    lo, hi, step, start = TIME_UNITS[unit]
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    box.setValue(start)
+
+
 class SettingsForm:
     """One widget per setting the Train dock shows; :meth:`values` reads them back.
 
@@ -111,7 +119,9 @@ class SettingsForm:
             if s.kind != "budget":
                 continue
             box = self.widgets[s.name]
-            lo, hi, step, start = TIME_UNITS[unit] if unit in TIME_UNITS else (*s.limits, s.step, s.start)
-            box.setRange(lo, hi)
-            box.setSingleStep(step)
-            box.setValue(start)
+            if unit in TIME_UNITS:
+                set_time_unit(box, unit)
+            else:
+                box.setRange(*s.limits)
+                box.setSingleStep(s.step)
+                box.setValue(s.start)

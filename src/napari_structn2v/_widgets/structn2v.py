@@ -36,7 +36,7 @@ from ..errors import DataError, StructN2VError
 from ..events import PredictDone, TileDone, TrainDone, TrainStep, Validation
 from ..masks import describe_mask
 from ._choice import share_layer_choice
-from ._form import SECONDS_PER, TIME_UNITS
+from ._form import SECONDS_PER, TIME_UNITS, set_time_unit
 from ._job import JobWidget
 from ._layers import LayerCombo, describe_error, layer_array, layer_axes, notify_error, notify_info
 from ._predict_output import REFRESH_MS, PredictOutput, output_layer_name
@@ -88,6 +88,7 @@ class StructN2VWidget(JobWidget):
         )
         self._output: PredictOutput | None = None
         self._source_name = ""
+        self._shape: tuple[int, ...] = ()
         self._budget_s = 0.0
         self.result_event: Any = None  # the run's DenoiseDone (or Unreliable), for scripts and tests
         self._refresh = qthrottled(self._refresh_output, timeout=REFRESH_MS, leading=True, parent=self)
@@ -104,7 +105,7 @@ class StructN2VWidget(JobWidget):
         share_layer_choice(self, self.dark_combo, "dark")
         self.image_combo.changed.connect(self._guess_axes)
         self.dark_combo.changed.connect(self._dark_chosen)
-        self.budget_unit.currentTextChanged.connect(self._unit_changed)
+        self.budget_unit.currentTextChanged.connect(lambda unit: set_time_unit(self.budget, unit))
         self.auto_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self._guess_axes()
@@ -130,7 +131,7 @@ class StructN2VWidget(JobWidget):
         self.budget_unit = QComboBox()
         self.budget_unit.addItems(list(TIME_UNITS))
         self.budget_unit.setCurrentText(START_UNIT)
-        self._unit_changed(START_UNIT)
+        set_time_unit(self.budget, START_UNIT)
         self.budget.setValue(START_BUDGET)
         self.budget.setToolTip("Training time of Auto-denoise (validation included); prediction comes after")
         self.stop_button = QPushButton("Stop")
@@ -165,12 +166,6 @@ class StructN2VWidget(JobWidget):
         layout.addWidget(self.tabs, 1)
 
     # UI helpers ------------------------------------------------------------------------
-    def _unit_changed(self, unit: str) -> None:
-        lo, hi, step, start = TIME_UNITS[unit]
-        self.budget.setRange(lo, hi)
-        self.budget.setSingleStep(step)
-        self.budget.setValue(start)
-
     def budget_s(self) -> float:
         """The Auto-denoise training budget in seconds."""
         return float(self.budget.value()) * SECONDS_PER[self.budget_unit.currentText()]
@@ -231,6 +226,7 @@ class StructN2VWidget(JobWidget):
         except StructN2VError as exc:
             return self._refuse(describe_error(exc))
         self._source_name = self.image_combo.layer().name
+        self._shape = image.shape
         self._budget_s = config.max_time_s
         self._output = None
         self.result_event = None
@@ -273,26 +269,16 @@ class StructN2VWidget(JobWidget):
 
     def _show_mask(self, event: Any) -> None:
         """The suggested mask becomes the shared mask; the Noise tab shows it over the autocorrelation."""
-        analysis = event.analysis
-        source = self.image_combo.layer()
-        self.state.analysis_source = self._source_name
-        self.noise.analysis = analysis
-        if source is not None:
-            self.noise._show(source, analysis, None)
-        mask = np.asarray(analysis.mask, dtype=bool)
+        self._show_analysis(event.analysis)
+        mask = np.asarray(event.analysis.mask, dtype=bool)
         self.state.suggested_mask = mask
         self.state.mask = mask
-        self.tabs.setCurrentWidget(self.noise)
         self.progress.setValue(5)
         self.status.setText(f"Blind mask {describe_mask(mask)} from {event.source}. Training…")
 
     def _show_unreliable(self, event: Unreliable) -> None:
         """No training: show the untrustworthy suggestion and say what to do."""
-        source = self.image_combo.layer()
-        self.noise.analysis = event.chosen.analysis
-        if source is not None:
-            self.noise._show(source, event.chosen.analysis, None)
-        self.tabs.setCurrentWidget(self.noise)
+        self._show_analysis(event.chosen.analysis)
         self.result_event = event
         self.progress.setValue(0)
         message = (
@@ -302,6 +288,15 @@ class StructN2VWidget(JobWidget):
         self.status.setText(message)
         notify_error(message)
 
+    def _show_analysis(self, analysis: Any) -> None:
+        """The Noise tab shows ``analysis`` as its own (report, verdict, autocorrelation and mask;
+        the shared state's analysis with them) and comes to the front."""
+        self.noise.analysis = analysis
+        source = self.image_combo.layer()
+        if source is not None:
+            self.noise._show(source, analysis, None)
+        self.tabs.setCurrentWidget(self.noise)
+
     def _trained(self, event: TrainDone) -> None:
         self.train._on_event(event)  # the model goes to the shared state (Predict, Save, Resume)
         self.job.should_stop.clear()  # a Stop during training is spent: the next one stops prediction
@@ -310,7 +305,7 @@ class StructN2VWidget(JobWidget):
         self.stop_button.setEnabled(True)
         source = self.image_combo.layer()
         if source is not None:
-            self._output = PredictOutput(self.viewer, source, tuple(layer_array(source).shape))
+            self._output = PredictOutput(self.viewer, source, tuple(self._shape))
         self.progress.setValue(TRAIN_SHARE)
         verb = "stopped" if event.stopped else "done"
         self.status.setText(f"Training {verb} at step {event.step}; denoising…")
