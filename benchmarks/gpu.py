@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from speed import step_gaps  # benchmarks/ is on sys.path when this script runs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the paper's 2D training: ~960k patches of 256^2 through the network
@@ -62,17 +63,10 @@ def timed(fn, dev, warmup: int, repeats: int) -> float:
 def train_loop(images, axes: str, mask: str, dev, *, amp: bool, warmup: int, steps: int, **cfg) -> float:
     """Patches/s of ``train_iter``: median gap between TrainStep events after ``warmup`` steps."""
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import TrainStep, train_iter
+    from napari_structn2v.training import train_iter
 
     config = TrainConfig(steps=warmup + steps, val_fraction=0.0, device=str(dev), amp=amp, seed=0, **cfg)
-    gaps, last = [], None
-    for ev in train_iter(images, axes, mask, config):
-        if isinstance(ev, TrainStep):
-            sync(dev)
-            now = time.perf_counter()
-            if last is not None and ev.step > warmup:
-                gaps.append(now - last)
-            last = now
+    gaps = step_gaps(train_iter(images, axes, mask, config), warmup, lambda: sync(dev))
     return config.batch_size / statistics.median(gaps)
 
 

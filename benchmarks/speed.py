@@ -50,6 +50,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def step_gaps(events, warmup: int, wait) -> list[float]:
+    """Seconds between consecutive ``TrainStep`` events of ``events`` after ``warmup`` steps;
+    ``wait()`` lets the device finish before each reading (also used by ``gpu.py``)."""
+    from napari_structn2v.training import TrainStep
+
+    gaps, last = [], None
+    for ev in events:
+        if isinstance(ev, TrainStep):
+            wait()
+            now = time.perf_counter()
+            if last is not None and ev.step > warmup:
+                gaps.append(now - last)
+            last = now
+    return gaps
+
+
 def train_data(nd: int, data: Path) -> np.ndarray:
     """Noisy dev data when available (dev2d_x / dev3d_y), else random data of the same size."""
     import tifffile
@@ -70,20 +86,12 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     from napari_structn2v.checks import patch_shape
     from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays
     from napari_structn2v.masks import parse_mask_spec
-    from napari_structn2v.training import TrainStep, train_iter
+    from napari_structn2v.training import train_iter
 
     cfg.steps = warmup + timed
     cfg.val_fraction = 0.0
     cfg.device = device
-    times = []
-    last = None
-    for ev in train_iter(images, axes, mask, cfg):
-        if isinstance(ev, TrainStep):
-            sync(device)
-            now = time.perf_counter()
-            if last is not None and ev.step > warmup:
-                times.append(now - last)
-            last = now
+    times = step_gaps(train_iter(images, axes, mask, cfg), warmup, lambda: sync(device))
     step_s = statistics.median(times)
 
     # masking alone, on batches from the same kind of sampler, same device
