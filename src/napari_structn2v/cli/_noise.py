@@ -69,7 +69,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     check_finite(image, f"{args.noise}")
     axes = _axes_for(image, args.axes)
     regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
-    result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
+    # a whole file is a dark frame or stack: look for a pattern that repeats in every frame too
+    result = analyze_noise(regions if args.roi else image, axes=axes, max_lag=args.max_lag, dark=not args.roi)
     if args.out_autocorr:
         write_image(args.out_autocorr, result.autocorrelation, axes=result.axes)
         log.info("autocorrelation written to %s", args.out_autocorr)
@@ -86,6 +87,20 @@ def _warn(result: object) -> None:
         log.warning("%s", text)
 
 
+def dark_pattern(dark: str | None, axes: str):
+    """The camera's fixed pattern in the dark frame(s) of ``train --dark`` (a
+    :class:`~napari_structn2v.noise_fixed.FixedPattern`), or None without ``--dark``."""
+    if not dark:
+        return None
+    from ..io import read_image
+    from ..noise_fixed import estimate_fixed_pattern
+
+    noise = read_image(dark)
+    found = estimate_fixed_pattern(noise, axes if noise.ndim == len(axes) else None, image_axes=axes)
+    log.info("%s", found.report())
+    return found
+
+
 def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:
     """The blind mask of ``train --mask``: a spec such as ``9x1``, a mask file, or ``auto`` (the mask a
     noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests)."""
@@ -98,7 +113,7 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
         if dark:
             noise = read_image(dark)
             noise_axes = axes if noise.ndim == len(axes) else None
-            result = analyze_noise(noise, axes=noise_axes)
+            result = analyze_noise(noise, axes=noise_axes, dark=True)  # the mask of what the fixed pattern leaves
             source = dark
         else:
             background = find_background(images[0], axes=axes)

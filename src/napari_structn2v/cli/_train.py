@@ -15,7 +15,7 @@ from ..config import TrainConfig, parse_duration
 from ..errors import DataError
 from ..settings import CLI_SETTINGS, Setting
 from . import EXIT_INTERRUPTED, Progress, log
-from ._noise import resolve_mask
+from ._noise import dark_pattern, resolve_mask
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     t.add_argument("--axes", required=True, help="axes over STCZYX, e.g. YX, SYX, ZYX, CYX")
     t.add_argument("--mask", required=True, help="WxH[xD] (e.g. 9x1, 1x17x1, 1x1 = N2V), 'auto', or a mask file (.npy/.tif)")
     t.add_argument("--out", required=True, help="model file to write (e.g. model.pt)")
-    t.add_argument("--dark", help="dark frame / pure noise used by --mask auto (ignored otherwise)")
+    t.add_argument("--dark", help="dark frame(s) / pure noise: --mask auto analyses it; a stack of dark frames also "
+                   "gives the camera's fixed pattern, subtracted in training and stored in the model")
     for s in CLI_SETTINGS:
         t.add_argument(*s.flags, **_option(s))
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
@@ -127,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_train_outputs(args)
     images = [read_image(p) for p in args.images]
     mask = resolve_mask(args.mask, images, args.axes.upper(), args.dark)
+    fixed = dark_pattern(args.dark, args.axes.upper())
     resume = None
     if args.resume:
         from ..model_io import load_model
@@ -135,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         log.info("resuming %s at step %s", args.resume, resume.config.training.get("steps_done", 0))
     budget = " or ".join(b for b in (f"{cfg.steps} steps" if cfg.steps else "", f"{cfg.max_time_s:g} s" if cfg.max_time_s else "") if b)
     log.info("training StructN2V: %d image(s), axes %s, mask %s, %s", len(images), args.axes, describe_mask(mask), budget)
-    done = _run_training(images, args, mask, cfg, resume)
+    done = _run_training(images, args, mask, cfg, resume, fixed)
     if done.stopped and done.model.config.training.get("steps_done", 0) == 0:
         log.warning("stopped before the first step; no model written")
         return EXIT_INTERRUPTED
@@ -147,7 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any) -> Any:
+def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any,
+                  fixed: Any = None) -> Any:
     """Drain ``train_iter`` with a progress bar (or milestone lines); returns its TrainDone."""
     from ..training import TrainDone, TrainStep, Validation, train_iter
 
@@ -155,7 +158,8 @@ def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.n
     done = None
     with _InterruptFlag() as interrupted, Progress("train", "step", quiet=args.quiet) as progress:
         events = train_iter(
-            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=interrupted
+            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=interrupted,
+            fixed_pattern=fixed,
         )
         for event in events:
             if isinstance(event, Validation):
