@@ -20,10 +20,24 @@ long3d_y        30 x 256 x 256 Y, h 8   the shared 3D ground truth turned 90 deg
                                         set has half-length 8 and got a 1x21x1 mask)
 =============== ============== ======== ===================================================
 
+Camera sets (issue #17), each also ``<set>_nofpn`` with the same draws but no fixed pattern, and a
+``dark.tif`` that is a STACK of :data:`DARK_FRAMES` dark frames (same YX size), not an image-sized
+noise field. Noise: :func:`napari_structn2v.synthetic.camera_noise`: shot noise at 30 photons per
+unit intensity over 3 background photons, read noise correlated along X (h 4, sigma 0.08 + white
+0.03), and a fixed pattern (:func:`~napari_structn2v.synthetic.fixed_pattern`: sCMOS column offsets of
+sigma 0.06 and row offsets of sigma 0.02) added to every frame:
+
+=============== ============== ======== ===================================================
+cam3d_x         30 x 256 x 256 ZYX      the shared 3D ground truth as a camera volume
+cam2d_t         16 x 256 x 256 TYX      a time-lapse of bright cells drifting on a dark
+                                        background
+=============== ============== ======== ===================================================
+
 ``h`` is the kernel half-length. Usage::
 
     python benchmarks/devsets.py                 # -> benchmarks/data/<set>/ (git-ignored)
     python benchmarks/devsets.py --out DIR --shared ../shared/data
+    python benchmarks/devsets.py --only camera   # only the camera sets
 """
 from __future__ import annotations
 
@@ -73,6 +87,39 @@ def sparse_cells(shape: tuple[int, int, int], rng: np.random.Generator) -> np.nd
     return np.clip(stack / np.percentile(stack, 99.9), 0, 1).astype(np.float32)
 
 
+#: dark frames in the camera sets' dark stacks ("a few": the issue's stack had 4)
+DARK_FRAMES = 8
+#: the camera model of the camera sets (see the module docstring)
+CAMERA = dict(photons=30.0, background=3.0, axis=-1, half_len=4, decay=2.0, sigma_s=0.08, sigma_p=0.03)
+PATTERN = dict(sigma_column=0.06, sigma_row=0.02)
+
+
+def build_camera(shared: Path, out: Path) -> None:
+    """The camera sets ``cam3d_x`` and ``cam2d_t``, each with and without the fixed pattern."""
+    import tifffile
+
+    from napari_structn2v.synthetic import camera_noise, fixed_pattern
+
+    gt3d = tifffile.imread(shared / "dev3d_y" / "gt.tif").astype(np.float32)
+    for name, axes, seed in (("cam3d_x", "ZYX", 21), ("cam2d_t", "TYX", 22)):
+        rng = np.random.default_rng(seed)
+        gt = gt3d if name == "cam3d_x" else sparse_cells((16, 256, 256), rng)
+        pattern = fixed_pattern(gt.shape[-2:], rng=rng, **PATTERN)
+        # one draw of shot and read noise for both versions: they differ by the pattern alone
+        noise = camera_noise(gt, rng=rng, **CAMERA) - gt
+        dark = camera_noise(np.zeros((DARK_FRAMES, *gt.shape[-2:]), np.float32), rng=rng, **CAMERA)
+        for suffix, fpn in (("", pattern), ("_nofpn", np.zeros_like(pattern))):
+            folder = out / f"{name}{suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            arrays = {"gt": gt, "noisy": gt + noise + fpn, "dark": dark + fpn, "pattern": fpn}
+            for key, arr in arrays.items():
+                tifffile.imwrite(folder / f"{key}.tif", arr.astype(np.float32))
+            meta = {"axes": axes, "dark_axes": axes, "seed": seed, "shape": list(gt.shape), "dark_frames": DARK_FRAMES,
+                    "camera": CAMERA, "pattern": PATTERN if suffix == "" else None}
+            (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+            print(f"{name}{suffix}: {gt.shape} {axes}, dark stack {dark.shape}, pattern std {fpn.std():.3f} -> {folder}")
+
+
 def build(shared: Path, out: Path) -> None:
     import tifffile
     from scipy import ndimage
@@ -114,8 +161,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--only", choices=("all", "camera"), default="all", help="camera: build only the camera sets")
     args = ap.parse_args(argv)
-    build(args.shared, args.out)
+    if args.only == "all":
+        build(args.shared, args.out)
+    build_camera(args.shared, args.out)
     return 0
 
 

@@ -143,10 +143,12 @@ def export_bmz(
     Raises
     ------
     BMZError
-        bioimageio.spec is missing, or the description does not validate.
+        bioimageio.spec is missing, the description does not validate, or the model subtracts a
+        camera fixed pattern (see :func:`_refuse_fixed_pattern`).
     DataError, AxesError
         ``image`` does not fit the model.
     """
+    _refuse_fixed_pattern(model)
     _require_spec()
     from .bmz_spec import describe, save_package
 
@@ -162,6 +164,24 @@ def export_bmz(
                          description=description, authors=authors, license=license, tags=tags)
         save_package(descr, out)
     return out
+
+
+def _refuse_fixed_pattern(model: StructN2VModel) -> None:
+    """:class:`BMZError` for a model that subtracts a camera fixed pattern.
+
+    The pattern is subtracted pixel by pixel at the camera frame's position, but bioimage.io
+    consumers tile and pad the input as they like and pass the network no position: a buffer in
+    the exported network could only be right for whole, untiled frames, and a package whose
+    results depend on the consumer's tiling is worse than none.
+    """
+    pattern = getattr(model.config, "fixed_pattern", None)
+    if pattern is not None:
+        h, w = np.shape(pattern)
+        raise BMZError(
+            f"this model subtracts a camera fixed pattern ({h}x{w} px) before denoising, which a bioimage.io "
+            f"package cannot carry (consumers tile images without telling the network where a tile lies); "
+            f"use the model file with napari-structn2v, or train without the dark stack to export"
+        )
 
 
 def _target(path: str | os.PathLike, overwrite: bool) -> Path:

@@ -57,6 +57,22 @@ def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int,
     return result
 
 
+def _without_pattern(model: Any, array: Any, axes: str, da: Any) -> Any:
+    """``array`` minus the model's camera fixed pattern, still lazy (dask arithmetic for a dask
+    array, else read piece by piece); ``array`` itself when the model has none."""
+    pattern = getattr(model.config, "fixed_pattern", None)
+    if pattern is None:
+        return array
+    from .noise_fixed import PatternSubtracted
+
+    lazy = PatternSubtracted(array, axes, pattern)  # checks the size
+    if not isinstance(array, da.Array):
+        return lazy
+    shape = [1] * len(axes)
+    shape[lazy.iy], shape[lazy.ix] = pattern.shape
+    return array.astype(np.float32) - pattern.reshape(shape)
+
+
 def predict_dask(
     model: Any,
     array: Any,
@@ -108,6 +124,7 @@ def predict_dask(
             chunks.append(Z_CONTEXT_CHUNK)  # each block also predicts its Z halo: keep it a small share
         else:
             chunks.append(-1 if a == "C" else 1)
+    array = _without_pattern(model, array, ax, da)
     if isinstance(array, da.Array):
         darr = array.rechunk(tuple(chunks))
     else:

@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import DataError, OutputError, OutputExistsError, StructN2VError
-from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr
+from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr, settle_writes
 from .output_checks import check_output, check_output_folder
 
 __all__ = [
@@ -411,6 +411,7 @@ def _reserve(path: Path) -> None:
 
 def _remove(tmp: Path) -> None:
     if tmp.is_dir():
+        settle_writes()  # a zarr chunk still being written would re-create the folder
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         with contextlib.suppress(OSError):

@@ -27,7 +27,10 @@ from .prediction import PredictDone, TileDone, check_input, predict_tiles, resol
 from .unet import NORMS, UNet, UNetConfig
 
 FORMAT = "napari-structn2v-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: files without a fixed pattern are written as version 1, which readers from before version 2
+#: open; a file with one needs a reader that subtracts it (version 2)
+FORMAT_VERSION_PLAIN = 1
 
 
 @dataclass
@@ -48,6 +51,10 @@ class ModelConfig:
     z_context : int
         For a 2D network over Z slices: neighbouring slices on each side it reads as extra input
         channels (``architecture.in_channels`` is the data's channels times ``2 * z_context + 1``).
+    fixed_pattern : np.ndarray or None
+        The camera's fixed pattern ``(Y, X)`` float32 (:mod:`~napari_structn2v.noise_fixed`),
+        subtracted from every image before the network sees it; stored in the model file as a
+        tensor beside the weights (its shape in the JSON config).
     """
 
     axes: str
@@ -57,30 +64,35 @@ class ModelConfig:
     architecture: UNetConfig
     training: dict[str, Any] = field(default_factory=dict)
     z_context: int = 0
+    fixed_pattern: np.ndarray | None = None
 
     def to_json(self) -> str:
+        pattern = None if self.fixed_pattern is None else {"shape": list(np.shape(self.fixed_pattern))}
         return json.dumps(
             {
                 "format": FORMAT,
-                "format_version": FORMAT_VERSION,
+                "format_version": FORMAT_VERSION if pattern is not None else FORMAT_VERSION_PLAIN,
                 "axes": self.axes,
                 "mask": np.asarray(self.mask, dtype=np.uint8).tolist(),
                 "normalization": {"method": "percentile", "low": list(map(float, self.low)), "high": list(map(float, self.high))},
                 "architecture": self.architecture.to_dict(),
                 "training": self.training,
                 "z_context": int(self.z_context),
+                **({"fixed_pattern": pattern} if pattern is not None else {}),
             }
         )
 
     @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
+    def from_json(cls, text: str, fixed_pattern: Any = None) -> ModelConfig:
         """The config of a model file, checked by :func:`validate_stored_config`
-        (:class:`ModelFileError` naming the field for anything hand-edited or corrupt)."""
+        (:class:`ModelFileError` naming the field for anything hand-edited or corrupt);
+        ``fixed_pattern`` is the pattern tensor stored beside it (it must be there, and of the
+        recorded shape, when the config records one)."""
         try:
             d = json.loads(text)
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"the stored config is not JSON ({exc})") from exc
-        return validate_stored_config(d)
+        return validate_stored_config(d, fixed_pattern)
 
 
 #: the architecture fields of a model file and their rules: the bounds of the TrainConfig settings
@@ -100,7 +112,7 @@ _ARCH_RULES = {
 }
 
 
-def validate_stored_config(d: Any) -> ModelConfig:
+def validate_stored_config(d: Any, fixed_pattern: Any = None) -> ModelConfig:
     """The :class:`ModelConfig` of a model file's JSON object, every field checked like
     :class:`~napari_structn2v.config.TrainConfig` checks its settings; the one validator for
     model files and BioImage Model Zoo packages.
@@ -119,7 +131,7 @@ def validate_stored_config(d: Any) -> ModelConfig:
             f"reads up to {FORMAT_VERSION}: upgrade napari-structn2v"
         )
     try:
-        return _stored_config(d)
+        return _stored_config(d, fixed_pattern)
     except ConfigError as exc:
         raise ModelFileError(f"the model's {exc.field} {exc.problem}") from exc
     except (AxesError, MaskError) as exc:
@@ -128,7 +140,7 @@ def validate_stored_config(d: Any) -> ModelConfig:
         raise ModelFileError(f"the model's stored config is corrupt ({exc})") from exc
 
 
-def _stored_config(d: dict) -> ModelConfig:
+def _stored_config(d: dict, fixed_pattern: Any = None) -> ModelConfig:
     """:func:`validate_stored_config` without the error translation (ConfigError names the field)."""
     arch = _field(d, "architecture", dict)
     unknown = sorted(set(arch) - {f.name for f in fields(UNetConfig)})
@@ -166,8 +178,9 @@ def _stored_config(d: dict) -> ModelConfig:
     if not isinstance(training, dict):
         raise ConfigError("training", f"must be a JSON object, got {type(training).__name__}")
     _check_trained_geometry(architecture, training)
+    pattern = _stored_pattern(d.get("fixed_pattern"), fixed_pattern)  # before format version 2: none
     return ModelConfig(axes=axes, mask=mask, low=low, high=high, architecture=architecture, training=training,
-                       z_context=z_context)
+                       z_context=z_context, fixed_pattern=pattern)
 
 
 def _field(d: dict, key: str, kind: type, name: str | None = None) -> Any:
@@ -196,6 +209,21 @@ def _check_trained_geometry(arch: UNetConfig, training: dict) -> None:
             continue  # the record itself is odd; the architecture was checked above
         if len(expected) == arch.spatial_ndim and expected != getattr(arch, key):
             raise ConfigError(f"architecture.{key}", f"is {list(getattr(arch, key))} but the model was trained with {list(expected)}")
+
+
+def _stored_pattern(recorded: Any, stored: Any) -> np.ndarray | None:
+    """The fixed pattern of a model file: ``stored`` (a tensor or array) checked against the shape
+    ``recorded`` in its config; a file that records none has none."""
+    if recorded is None:
+        return None
+    if stored is None:
+        raise ModelFileError("the model config records a fixed pattern but the file holds none")
+    pattern = np.asarray(stored.numpy() if hasattr(stored, "numpy") else stored, dtype=np.float32)
+    if not isinstance(recorded, dict) or list(pattern.shape) != list(recorded.get("shape", [])) or pattern.ndim != 2:
+        raise ModelFileError(f"the stored fixed pattern has shape {pattern.shape}, the config records {recorded!r}")
+    if not np.isfinite(pattern).all():
+        raise ModelFileError("the stored fixed pattern holds NaN or infinite values")
+    return pattern
 
 
 class StructN2VModel:
@@ -304,6 +332,7 @@ class StructN2VModel:
         ax = self.check_input(image, axes) if check else self.resolve_axes(image.ndim, axes)
         if out is not None:
             check_out(out)
+        image = self.without_pattern(image, ax)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         self.net.to(dev)
         if arch.spatial_ndim == 2 and dev.type == "cpu":
@@ -329,6 +358,16 @@ class StructN2VModel:
                 batch=batch,
             )
         )
+
+    def without_pattern(self, image: Any, axes: str) -> Any:
+        """``image`` (axes ``axes``) as the network must see it: minus the camera's fixed pattern,
+        read piece by piece (:class:`~napari_structn2v.noise_fixed.PatternSubtracted`), when the
+        model has one; else ``image`` itself. :class:`DataError` when its Y/X size is not the pattern's."""
+        if self.config.fixed_pattern is None:
+            return image
+        from .noise_fixed import PatternSubtracted
+
+        return PatternSubtracted(image, axes, self.config.fixed_pattern)
 
     def predict(self, image: np.ndarray, axes: str | None = None, **kwargs) -> np.ndarray:
         """Denoise ``image``; see :meth:`predict_iter` for the options (``out=`` streams the result
@@ -359,8 +398,11 @@ class StructN2VModel:
         file turns a full disk into a ``RuntimeError`` ("enforce fail at inline_container.cc")
         instead of the ``OSError`` a plain write raises (a model is a few MB)."""
         state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        blob = {"config": self.config.to_json(), "state_dict": state}
+        if self.config.fixed_pattern is not None:
+            blob["fixed_pattern"] = torch.from_numpy(np.ascontiguousarray(self.config.fixed_pattern, dtype=np.float32))
         buffer = io.BytesIO()
-        torch.save({"config": self.config.to_json(), "state_dict": state}, buffer)
+        torch.save(blob, buffer)
         return buffer.getvalue()
 
     @classmethod
@@ -399,7 +441,7 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
         raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file ({type(exc).__name__})") from exc
     if not isinstance(blob, dict) or "config" not in blob or "state_dict" not in blob:
         raise ModelFileError(f"{str(path)!r} is not a napari-structn2v model file")
-    return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)))
+    return model_from_parts(blob["config"], blob["state_dict"], repr(str(path)), blob.get("fixed_pattern"))
 
 
 def check_out(out: Any) -> None:
@@ -430,12 +472,13 @@ def _check_model_path(path: Path) -> None:
         raise ModelFileError(f"model file {str(path)!r} cannot be read: permission denied")
 
 
-def model_from_parts(config_json: str, state: dict, label: str) -> StructN2VModel:
-    """A model from its JSON config and weights (a model file's or a BMZ package's); ``label``
+def model_from_parts(config_json: str, state: dict, label: str, fixed_pattern: Any = None) -> StructN2VModel:
+    """A model from its JSON config and weights (a model file's or a BMZ package's) and the fixed
+    pattern stored beside them; ``label``
     names the source in the :class:`ModelFileError` raised for a corrupt config or weights that
     do not match it (names, shapes, non-finite values)."""
     try:
-        config = ModelConfig.from_json(config_json)
+        config = ModelConfig.from_json(config_json, fixed_pattern)
     except ModelFileError as exc:
         raise ModelFileError(f"{label}: {exc}") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -452,9 +495,11 @@ def model_from_parts(config_json: str, state: dict, label: str) -> StructN2VMode
     return StructN2VModel(net, config)
 
 
-def new_model_config(axes: str, mask: np.ndarray, low, high, architecture: UNetConfig, training: dict, z_context: int = 0) -> ModelConfig:
+def new_model_config(axes: str, mask: np.ndarray, low, high, architecture: UNetConfig, training: dict, z_context: int = 0,
+                     fixed_pattern: np.ndarray | None = None) -> ModelConfig:
     """Helper for the trainer: a :class:`ModelConfig` with version provenance filled in."""
     training = dict(training)
     training.setdefault("napari_structn2v_version", __version__)
     training.setdefault("torch_version", torch.__version__)
-    return ModelConfig(axes=axes, mask=np.asarray(mask, dtype=bool), low=list(map(float, low)), high=list(map(float, high)), architecture=architecture, training=training, z_context=z_context)
+    return ModelConfig(axes=axes, mask=np.asarray(mask, dtype=bool), low=list(map(float, low)), high=list(map(float, high)), architecture=architecture, training=training, z_context=z_context,
+                       fixed_pattern=fixed_pattern)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import DataError
 from .masks import mask_to_spec
 from .noise_autocorr import (
     CLIP_SIGMA,
@@ -31,18 +32,20 @@ from .noise_autocorr import (
     as_stacks,
     autocorrelation,
     check_region_size,
+    default_axes,
     noise_floor,
     power_spectrum,
     remove_signal,
     stack_autocorrelation,
 )
 from .noise_background import Background, find_background
+from .noise_fixed import FixedPattern, estimate_fixed_pattern, subtract_pattern
 from .noise_mask import GROW_SIGMA, suggest_mask
 
 __all__ = [
     "CLIP_SIGMA", "FINE_SIGMA", "GROW_SIGMA", "MAX_CONTAMINATION", "MAX_CONTAMINATION_MULTI", "MAX_DETECTABLE",
-    "SIGNAL_SIGMA", "Background", "NoiseAnalysis", "analyze_noise", "autocorrelation", "find_background",
-    "noise_floor", "power_spectrum", "remove_signal", "suggest_mask",
+    "SIGNAL_SIGMA", "Background", "FixedPattern", "NoiseAnalysis", "analyze_noise", "autocorrelation", "find_background",
+    "estimate_fixed_pattern", "noise_floor", "power_spectrum", "remove_signal", "suggest_mask",
 ]
 
 #: reliability levels, see :attr:`NoiseAnalysis.reliable`
@@ -131,6 +134,7 @@ class NoiseAnalysis:
     detectable: float = 0.0
     contamination: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    fixed_pattern: FixedPattern | None = None
 
     @property
     def reliable(self) -> bool:
@@ -149,6 +153,8 @@ class NoiseAnalysis:
     def report(self) -> str:
         """A human-readable summary; its last line is the suggested mask spec."""
         lines = [f"noise autocorrelation over {self.axes}, lags +-{self.autocorrelation.shape[-1] // 2}"]
+        if self.fixed_pattern is not None:
+            lines.append(self.fixed_pattern.report())
         for letter, prof in self.profiles.items():
             half = prof.size // 2
             vals = " ".join(f"{v:.2f}" for v in prof[half : half + 11])
@@ -170,6 +176,7 @@ def analyze_noise(
     min_corr: float = 0.1,
     n_sigma: float = 4.0,
     signal_sigma: float | None = SIGNAL_SIGMA,
+    dark: bool = False,
 ) -> NoiseAnalysis:
     """Autocorrelation, line profiles, suggested mask and reliability of noise regions.
 
@@ -184,12 +191,24 @@ def analyze_noise(
     signal_sigma : float or None
         Sigma of the blur subtracted to remove signal (:func:`remove_signal`); None keeps the
         plain, mean-removed estimate (for frames known to hold only noise).
+    dark : bool
+        ``noise`` is one array of dark frames (no light): look for a camera's fixed pattern, the
+        noise that repeats in every frame (:func:`~napari_structn2v.noise_fixed.estimate_fixed_pattern`,
+        every axis but Y and X a frame); when found it is removed before the analysis, so the mask
+        is the one for what remains, and the result carries it as ``fixed_pattern`` (with one
+        frame: a :class:`~napari_structn2v.noise_fixed.FixedPattern` without a pattern).
 
     Returns
     -------
     NoiseAnalysis
         Its ``warnings`` are empty when the estimate is reliable (see :class:`NoiseAnalysis`).
     """
+    fixed = None
+    if dark:
+        if not hasattr(noise, "shape"):
+            raise DataError("a fixed pattern is looked for in one array of dark frames, not in several regions")
+        fixed = estimate_fixed_pattern(noise, axes)
+        noise = subtract_pattern(noise, axes or default_axes(np.ndim(noise)), fixed)
     stacks, sp = as_stacks(noise, axes)
     check_region_size(stacks)
     rule = dict(max_lag=max_lag, min_corr=min_corr, n_sigma=n_sigma)
@@ -217,6 +236,7 @@ def analyze_noise(
         detectable=detectable,
         contamination=contamination,
         warnings=warnings,
+        fixed_pattern=fixed,
     )
 
 

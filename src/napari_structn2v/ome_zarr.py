@@ -138,3 +138,25 @@ def _zarr_group(zarr, folder: Path):
     except TypeError:  # zarr-python 2 has no zarr_format argument and writes format 2 anyway
         return zarr.open_group(str(folder), mode="w")
 
+
+
+def settle_writes(timeout_s: float = 10.0) -> None:
+    """Wait for chunk writes zarr still runs in the background. zarr 3 writes a region's chunks
+    concurrently and raises at the first failure (``asyncio.gather``) while the others go on; one of
+    them re-created a removed ``.part`` folder in 2 of 4 full-disk runs. zarr 2 writes in the
+    calling thread: nothing to wait for."""
+    try:
+        from zarr.core.sync import sync  # zarr 3
+    except ImportError:
+        return
+    import asyncio
+
+    async def pending() -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=timeout_s)
+
+    try:
+        sync(pending())
+    except Exception:  # noqa: BLE001 - cleanup goes on whatever zarr's loop says
+        pass

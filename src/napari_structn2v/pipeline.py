@@ -157,7 +157,9 @@ def choose_mask(
     ax = validate_axes(axes, np.ndim(image))
     if dark is not None:
         noise_axes = dark_axes if dark_axes is not None else (ax if np.ndim(dark) == len(ax) else None)
-        return MaskChosen(analyze_noise(dark, axes=noise_axes), "the dark frame")
+        # dark=True: a stack of dark frames also shows the camera's fixed pattern (removed before the
+        # mask is read, carried as analysis.fixed_pattern); one frame gives the plain analysis
+        return MaskChosen(analyze_noise(dark, axes=noise_axes, dark=True), "the dark frame")
     background = find_background(image, axes=ax)
     n, t = len(background.regions), background.tile
     chosen = MaskChosen(
@@ -232,7 +234,10 @@ def denoise_iter(
     axes : str
         Axes over ``STCZYX``, e.g. ``"YX"``, ``"ZYX"``, ``"SYX"``.
     dark, dark_axes
-        A dark frame for the mask, and its axes (see :func:`choose_mask`).
+        A dark frame for the mask, and its axes (see :func:`choose_mask`). A stack of dark frames
+        in which the camera's fixed pattern shows (without ``mask``) also has the pattern
+        subtracted in training and stored in the model (:func:`~napari_structn2v.noise.analyze_noise`
+        with ``dark=True``).
     mask : np.ndarray or str, optional
         The blind mask (bool array or a ``WxH[xD]`` spec such as ``"9x1"``); skips the analysis.
     time_s : float or str
@@ -279,7 +284,9 @@ def denoise_iter(
         chosen = choose_mask(image, ax, dark=dark, dark_axes=dark_axes)
         mask = chosen.mask
         yield chosen
-    done = yield from _train(image, ax, mask, cfg, should_stop, preview_image)
+    fixed = chosen.analysis.fixed_pattern if chosen is not None else None
+    pattern = fixed if fixed is not None and fixed.found else None  # a dark stack's repeating pattern
+    done = yield from _train(image, ax, mask, cfg, should_stop, preview_image, pattern)
     if done.step == 0:  # stopped before the first step
         yield DenoiseDone(None, None, chosen, stopped=True)
         return
@@ -294,12 +301,13 @@ def denoise_iter(
 
 
 def _train(image: np.ndarray, axes: str, mask: Any, cfg: TrainConfig, should_stop: Callable[[], bool] | None,
-           preview_image: np.ndarray | None) -> Iterator[Any]:
+           preview_image: np.ndarray | None, fixed_pattern: Any = None) -> Iterator[Any]:
     """Yield :func:`~napari_structn2v.training.train_iter`'s events; return its TrainDone."""
     from .training import train_iter
 
     done = None
-    for event in train_iter(image, axes, mask, cfg, should_stop=should_stop, preview_image=preview_image):
+    for event in train_iter(image, axes, mask, cfg, should_stop=should_stop, preview_image=preview_image,
+                            fixed_pattern=fixed_pattern):
         yield event
         if isinstance(event, TrainDone):
             done = event

@@ -97,3 +97,48 @@ def make_sample(kind: str = "2d", *, seed: int = 0, size: int = 256) -> dict:
         "axes": axes,
         "noise_axis": "X" if axis == -1 else "Y",
     }
+
+
+def fixed_pattern(
+    shape: tuple[int, int],
+    *,
+    sigma_column: float = 0.06,
+    sigma_row: float = 0.02,
+    sigma_line: float = 0.0,
+    axis: int = -1,
+    half_len: int = 4,
+    decay: float = 2.0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """An sCMOS-like fixed pattern ``(Y, X)`` float32, zero mean: column offsets (``sigma_column``,
+    the same down each column), row offsets (``sigma_row``), and optionally a pattern correlated
+    along ``axis`` as :func:`correlated_noise`'s (``sigma_line``). A camera adds the same one to
+    every frame."""
+    rng = np.random.default_rng(rng)
+    pattern = sigma_column * rng.standard_normal(shape[-1])[None, :] + sigma_row * rng.standard_normal(shape[-2])[:, None]
+    if sigma_line:
+        pattern = pattern + correlated_noise(shape, axis=axis, half_len=half_len, decay=decay, sigma_s=sigma_line,
+                                             sigma_p=0.0, rng=rng)
+    return (pattern - pattern.mean()).astype(np.float32)
+
+
+def camera_noise(
+    clean: np.ndarray,
+    *,
+    photons: float = 30.0,
+    background: float = 3.0,
+    pattern: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    **read: float,
+) -> np.ndarray:
+    """What a camera records of ``clean`` (in [0, 1], frames along the leading axes), float32, in
+    ``clean``'s units: shot noise at ``photons`` per unit intensity over a ``background`` of photons
+    (subtracted again), read noise :func:`correlated_noise` (``read``: its keywords), and ``pattern``
+    (``(Y, X)``, from :func:`fixed_pattern`) added to every frame. ``clean = 0`` gives dark frames."""
+    rng = np.random.default_rng(rng)
+    clean = np.asarray(clean, dtype=np.float64)
+    shot = rng.poisson(clean * photons + background) / photons - background / photons
+    out = shot + correlated_noise(clean.shape, rng=rng, **read)
+    if pattern is not None:
+        out = out + pattern
+    return out.astype(np.float32)

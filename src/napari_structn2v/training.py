@@ -33,6 +33,7 @@ from .events import Preview, TrainDone, TrainEvent, TrainStep, Validation
 from .io import check_output_folder
 from .masks import describe_mask, validate_mask
 from .model_io import StructN2VModel, new_model_config
+from .noise_fixed import FixedPattern, subtract_pattern, training_pattern
 from .prediction import intensity_mismatch
 from .resources import check_training_memory
 from .train_step import (
@@ -106,12 +107,16 @@ class _Inputs:
     done_before: int
     history: dict
     preview_axes: str
+    pattern: np.ndarray | None = None  # the camera's fixed pattern (Y, X), subtracted from ``arrays``
 
 
-def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2VModel | None, preview_image) -> _Inputs:
-    """Arrays, mask and network, every user mistake raised before any device work."""
+def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2VModel | None, preview_image,
+                    pattern: np.ndarray | None = None) -> _Inputs:
+    """Arrays, mask and network, every user mistake raised before any device work; the camera's
+    fixed ``pattern`` is subtracted from the images first."""
     check_train_settings(cfg)
-    mask_arr, slices, want = network_mask(axes, mask, cfg, resume)
+    images = subtract_pattern(images, axes, pattern)
+    mask_arr, slices, want = network_mask(axes, mask, cfg, resume, repeats=pattern is not None)
     arrays, sp, context = prepare_with_context(images, axes, slices, want, resuming=resume is not None)
     net_sp = "YX" if context else sp
     nd = len(net_sp)
@@ -125,7 +130,8 @@ def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2V
     preview_axes = "".join(a for a in axes.upper() if a not in "ST")  # with Z for 2D nets too: slice by slice
     if preview_image is not None and np.ndim(preview_image) != len(preview_axes):
         raise DataError(f"the preview image must have axes {preview_axes!r} ({len(preview_axes)}D), got shape {np.shape(preview_image)}")
-    return _Inputs(arrays, mask_arr, context, patch, sample_patch, net, arch, low, high, done_before, history, preview_axes)
+    return _Inputs(arrays, mask_arr, context, patch, sample_patch, net, arch, low, high, done_before, history, preview_axes,
+                   pattern)
 
 
 def _validation_batches(val_arr, patch, offsets, cfg: TrainConfig, device, context: int = 0) -> list[tuple[torch.Tensor, ...]]:
@@ -186,11 +192,12 @@ class _Log:
 
 
 def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2VModel | None,
-           preview_image, checkpoint_dir: str | Path | None) -> _Run:
+           preview_image, checkpoint_dir: str | Path | None, fixed_pattern=None) -> _Run:
     """Check the inputs, then put network, data, optimiser and checkpoint folder in place."""
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     budget = Budget(cfg.steps, cfg.max_time_s)
-    inp = _checked_inputs(images, axes, mask, cfg, resume, preview_image)
+    pattern = training_pattern(fixed_pattern, axes, resume)
+    inp = _checked_inputs(images, axes, mask, cfg, resume, preview_image, pattern)
     net, arch = inp.net, inp.arch
     device = resolve_device(cfg.device)
     check_training_memory(cfg.batch_size, inp.patch, arch.base_filters, arch.depth, arch.pool, arch.in_channels, device, amp=cfg.amp)
@@ -210,7 +217,8 @@ def _setup(images, axes: str, mask, config: TrainConfig | None, resume: StructN2
     optimizer = make_optimizer(net, cfg.lr, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     ema = EMA(net, cfg.ema) if cfg.ema > 0 else None
-    model_config = new_model_config(axes.upper(), inp.mask, inp.low, inp.high, arch, {}, z_context=inp.context)
+    model_config = new_model_config(axes.upper(), inp.mask, inp.low, inp.high, arch, {}, z_context=inp.context,
+                                    fixed_pattern=inp.pattern)
     model = StructN2VModel(ema.net if ema is not None else net, model_config)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
@@ -360,6 +368,7 @@ def train_iter(
     preview_image: np.ndarray | None = None,
     resume: StructN2VModel | None = None,
     checkpoint_dir: str | Path | None = None,
+    fixed_pattern: FixedPattern | np.ndarray | None = None,
 ) -> Generator[TrainEvent, None, StructN2VModel]:
     """Train a StructN2V network, yielding events.
 
@@ -382,6 +391,14 @@ def train_iter(
         Continue training this model (its normalisation and architecture are kept).
     checkpoint_dir : path, optional
         Where ``best.pt`` (lowest validation loss) and ``last.pt`` are written.
+    fixed_pattern : FixedPattern or np.ndarray, optional
+        The camera's fixed pattern (``(Y, X)``, the images' size), from
+        :func:`~napari_structn2v.noise_fixed.estimate_fixed_pattern` on a dark stack: subtracted
+        from the images before anything else, stored in the model (which subtracts it in
+        prediction), and no neighbouring Z slices are read (``z_context`` 0: the pattern repeats
+        in every slice). A resumed model's own pattern applies when none is given. A
+        :class:`FixedPattern` of a single dark frame for images with Z or T warns
+        (:class:`~napari_structn2v.errors.StructN2VWarning`) that repeating noise cannot be ruled out.
 
     Yields
     ------
@@ -394,7 +411,7 @@ def train_iter(
         holds the best-validation ones).
     """
     images = from_torch(images)  # a tensor would meet numpy's dtype checks as "Cannot interpret 'torch.float32'"
-    run = _setup(images, axes, mask, config, resume, preview_image, checkpoint_dir)
+    run = _setup(images, axes, mask, config, resume, preview_image, checkpoint_dir, fixed_pattern)
     log = _Log.after(run.inputs.history)
     run.net.train()
     while log.step == 0 or not run.budget.done(log.step):  # one step at least, however slow the setup

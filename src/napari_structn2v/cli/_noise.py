@@ -75,7 +75,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     check_finite(image, f"{args.noise}")
     axes = _axes_for(image, args.axes)
     regions = [_parse_roi(roi, image, axes) for roi in args.roi] if args.roi else [image]
-    result = analyze_noise(regions, axes=axes, max_lag=args.max_lag)
+    # a whole file is a dark frame or stack: look for a pattern that repeats in every frame too
+    result = analyze_noise(regions if args.roi else image, axes=axes, max_lag=args.max_lag, dark=not args.roi)
     if args.out_autocorr:
         write_image(args.out_autocorr, result.autocorrelation, axes=result.axes, replace=replace)
         log.info("autocorrelation written to %s", args.out_autocorr)
@@ -90,6 +91,20 @@ def _warn(result: object) -> None:
     """The reliability warnings of a noise analysis, one ``warning:`` line each on stderr."""
     for text in getattr(result, "warnings", []):
         log.warning("%s", text)
+
+
+def dark_pattern(dark: str | None, axes: str):
+    """The camera's fixed pattern in the dark frame(s) of ``train --dark`` (a
+    :class:`~napari_structn2v.noise_fixed.FixedPattern`), or None without ``--dark``."""
+    if not dark:
+        return None
+    from ..io import read_image
+    from ..noise_fixed import estimate_fixed_pattern
+
+    noise = read_image(dark)
+    found = estimate_fixed_pattern(noise, axes if noise.ndim == len(axes) else None, image_axes=axes)
+    log.info("%s", found.report())
+    return found
 
 
 def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | None) -> np.ndarray:

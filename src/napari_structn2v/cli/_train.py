@@ -16,7 +16,7 @@ from ..config import TrainConfig, parse_duration
 from ..errors import OutputError, StructN2VError
 from ..settings import CLI_SETTINGS, Setting
 from . import EXIT_INTERRUPTED, EXIT_TERMINATED, Progress, Terminated, log
-from ._noise import resolve_mask
+from ._noise import dark_pattern, resolve_mask
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     t.add_argument("--axes", required=True, help="axes over STCZYX, e.g. YX, SYX, ZYX, CYX")
     t.add_argument("--mask", required=True, help="WxH[xD] (e.g. 9x1, 1x17x1, 1x1 = N2V), 'auto', or a mask file (.npy/.tif)")
     t.add_argument("--out", required=True, help="model file to write (e.g. model.pt)")
-    t.add_argument("--dark", help="dark frame / pure noise used by --mask auto (ignored otherwise)")
+    t.add_argument("--dark", help="dark frame(s) / pure noise: --mask auto analyses it; a stack of dark frames also "
+                   "gives the camera's fixed pattern, subtracted in training and stored in the model")
     for s in CLI_SETTINGS:
         t.add_argument(*s.flags, **_option(s))
     t.add_argument("--checkpoint-dir", help="write best.pt and last.pt here")
@@ -182,6 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     replace = _check_train_outputs(args)
     images = [read_image(p) for p in args.images]
     mask = resolve_mask(args.mask, images, args.axes.upper(), args.dark)
+    fixed = dark_pattern(args.dark, args.axes.upper())
     resume = None
     if args.resume:
         from ..model_io import load_model
@@ -191,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = " or ".join(b for b in (f"{cfg.steps} steps" if cfg.steps else "", f"{cfg.max_time_s:g} s" if cfg.max_time_s else "") if b)
     log.info("training StructN2V: %d image(s), axes %s, mask %s, %s", len(images), args.axes, describe_mask(mask), budget)
     with _StopFlag() as stop:
-        done = _run_training(images, args, mask, cfg, resume, stop)
+        done = _run_training(images, args, mask, cfg, resume, stop, fixed)
         if done.stopped and done.model.config.training.get("steps_done", 0) == 0:
             log.warning("stopped before the first step; no model written")
             return stop.exit_status
@@ -204,7 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any,
-                  stop: _StopFlag) -> Any:
+                  stop: _StopFlag, fixed: Any = None) -> Any:
     """Drain ``train_iter`` with a progress bar (or milestone lines); returns its TrainDone."""
     from ..training import TrainDone, train_iter
 
@@ -212,7 +214,8 @@ def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.n
     with Progress("train", "step", quiet=args.quiet) as progress:
         meter = TrainMeter(progress)
         events = train_iter(
-            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=stop
+            images, args.axes, mask, cfg, checkpoint_dir=args.checkpoint_dir, resume=resume, should_stop=stop,
+            fixed_pattern=fixed,
         )
         for event in events:
             meter.show(event)
