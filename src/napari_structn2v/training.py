@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
 from .blindspot import mask_offsets
 from .budget import Budget, lr_factor
 from .checks import check_patch_fits, check_patch_multiple, check_train_settings, patch_shape
@@ -285,6 +286,9 @@ def _provenance(run: _Run, log: _Log) -> dict:
         "device": str(run.device),
         "elapsed_s": round(run.budget.elapsed(), 2),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # rebuilt here, this record used to drop the versions new_model_config put in it
+        "napari_structn2v_version": __version__,
+        "torch_version": torch.__version__,
     }
 
 
