@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
 from .augment import symmetric_transforms
 from .blindspot import BlindSpots, mask_offsets
 from .budget import Budget, lr_factor
@@ -345,6 +346,9 @@ def _provenance(run: _Run, log: _Log) -> dict:
         "device": str(run.device),
         "elapsed_s": round(run.budget.elapsed(), 2),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # rebuilt here, this record used to drop the versions new_model_config put in it
+        "napari_structn2v_version": __version__,
+        "torch_version": torch.__version__,
     }
 
 

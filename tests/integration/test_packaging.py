@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -171,3 +172,25 @@ def test_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_model_files_store_the_package_version(tiny_model, tmp_path):
+    """A model file records the version that wrote it, the one ``structn2v --version`` and the wheel show."""
+    from napari_structn2v import load_model
+
+    path = tmp_path / "m.pt"
+    tiny_model.save(path)
+    assert load_model(path).config.training["napari_structn2v_version"] == napari_structn2v.__version__
+
+
+def test_changelog_releases_the_package_version():
+    """CHANGELOG.md (Keep a Changelog): an Unreleased section first, then the newest release is
+    ``__version__``, and every release heading has its link."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\]", text, flags=re.MULTILINE)
+    assert headings[0] == "Unreleased"
+    assert headings[1] == napari_structn2v.__version__
+    for name in headings:
+        assert re.search(rf"^\[{re.escape(name)}\]: https://", text, flags=re.MULTILINE), name
+    dated = re.findall(r"^## \[[\d.]+\] - (\d{4}-\d{2}-\d{2})$", text, flags=re.MULTILINE)
+    assert len(dated) == len(headings) - 1 and dated == sorted(dated, reverse=True)
