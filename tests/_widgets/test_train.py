@@ -237,3 +237,31 @@ def test_preview_never_shows_the_untrained_network(viewer, qtbot, notes, monkeyp
     np.testing.assert_allclose(seen[0], img)  # first the input's crop (the image is 64 px)
     shown_steps = {float(s.flat[0]) for s in seen[1:]}
     assert 1.0 not in shown_steps and shown_steps and shown_steps <= {4.0, 8.0}, shown_steps
+
+
+def test_dark_stack_with_a_fixed_pattern_is_subtracted_in_training(viewer, qtbot, notes):
+    """A dark-frame layer of several frames: the Noise dock finds the camera's fixed pattern and
+    says so, and the Train dock trains with it subtracted (the model stores it)."""
+    from napari_structn2v.synthetic import camera_noise, clean_image, fixed_pattern
+
+    rng = np.random.default_rng(0)
+    pattern = fixed_pattern((64, 64), rng=rng)
+    viewer.add_image(camera_noise(clean_image((4, 64, 64), rng=rng), rng=rng, pattern=pattern), name="vol")
+    viewer.add_image(camera_noise(np.zeros((8, 64, 64)), rng=rng, pattern=pattern), name="dark")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("vol")
+    noise.mode_dark.setChecked(True)
+    noise.dark_combo.set_layer("dark")
+    analysis = noise.analyze()
+    assert analysis is not None and analysis.fixed_pattern.found, notes["error"]
+    assert "Fixed pattern:" in noise.verdict.text()
+    noise.suggest()
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 2, "preview_every": 0})
+    train.axes_edit.setText("ZYX")
+    assert train.start() is not None
+    assert any("fixed pattern" in m for m in notes["info"])
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert not notes["error"], notes["error"]
+    np.testing.assert_array_equal(train.state.model.config.fixed_pattern, analysis.fixed_pattern.pattern)
+    assert train.state.model.z_context == 0  # the pattern repeats in every slice: no neighbour slices

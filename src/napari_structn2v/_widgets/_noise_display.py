@@ -23,6 +23,10 @@ def verdict_text(analysis: Any) -> str:
     lines = [f"⚠ {w[0].upper()}{w[1:]}." for w in getattr(analysis, "warnings", [])]
     if not lines:
         lines.append("✓ Reliable: enough pixels, no signal detected.")
+    fixed = getattr(analysis, "fixed_pattern", None)
+    if fixed is not None and fixed.found:
+        lines.append(f"Fixed pattern: {fixed.share:.0%} of a dark frame's variance repeats in every frame; "
+                     f"Train subtracts it (the model stores it) and the mask is for the rest.")
     mask = np.asarray(analysis.mask)
     if mask.ndim == 3 and mask.shape[0] == 1 and analysis.autocorrelation.shape[0] > 1:
         # what the core does with such a mask (zcontext.network_mask): Train needs no other setting

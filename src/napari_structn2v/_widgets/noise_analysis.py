@@ -299,7 +299,7 @@ class NoiseAnalysisWidget(JobWidget):
         self._pending = False
         self._worker_source = source.name
         self.report.setText("Analysing the noise in the background…")
-        self.job.start(_analysis_job, crop, axes, self.max_lag.value(), self.spectrum_check.isChecked())
+        self.job.start(_analysis_job, crop, axes, self.max_lag.value(), self.spectrum_check.isChecked(), self._dark_mode(crop))
 
     def _on_background_result(self, result: Any) -> None:
         source = find_layer(self.viewer, self._worker_source)
@@ -313,6 +313,11 @@ class NoiseAnalysisWidget(JobWidget):
         if self._pending:
             self._pending = False
             self.analyze()
+
+    def _dark_mode(self, crop: Any) -> bool:
+        """A dark-frame layer (one array, not ROI rectangles): its frames may show a camera's
+        fixed pattern, which the analysis then finds and removes (the Train dock subtracts it)."""
+        return self.mode_dark.isChecked() and not isinstance(crop, list)
 
     @property
     def busy(self) -> bool:
@@ -333,7 +338,7 @@ class NoiseAnalysisWidget(JobWidget):
             if sum(np.size(c) for c in (crop if isinstance(crop, list) else [crop])) > ASYNC_PIXELS:
                 self._start_background(source, crop, axes)
                 return None
-            analysis, spectrum = _analyse(crop, axes, self.max_lag.value(), self.spectrum_check.isChecked())
+            analysis, spectrum = _analyse(crop, axes, self.max_lag.value(), self.spectrum_check.isChecked(), self._dark_mode(crop))
         except StructN2VError as exc:  # a user mistake: its own sentence
             report_error(exc)
             return None
@@ -399,15 +404,16 @@ class NoiseAnalysisWidget(JobWidget):
         self.dark_combo.disconnect_viewer()
 
 
-def _analyse(crop: Any, axes: str, max_lag: int, spectrum: bool) -> tuple[Any, np.ndarray | None]:
-    """The core analysis of the crop(s), and the power spectrum of the largest when asked."""
-    analysis = noise.analyze_noise(crop, axes=axes, max_lag=max_lag)
+def _analyse(crop: Any, axes: str, max_lag: int, spectrum: bool, dark: bool = False) -> tuple[Any, np.ndarray | None]:
+    """The core analysis of the crop(s), and the power spectrum of the largest when asked;
+    ``dark``: the crop is a dark-frame layer (looked at for a fixed pattern too)."""
+    analysis = noise.analyze_noise(crop, axes=axes, max_lag=max_lag, dark=dark)
     return analysis, (noise.power_spectrum(_largest(crop), axes=axes) if spectrum else None)
 
 
-def _analysis_job(crop: Any, axes: str, max_lag: int, spectrum: bool):
+def _analysis_job(crop: Any, axes: str, max_lag: int, spectrum: bool, dark: bool = False):
     """Worker body: :func:`_analyse` off the main thread, its result as the one event."""
-    yield _analyse(crop, axes, max_lag, spectrum)
+    yield _analyse(crop, axes, max_lag, spectrum, dark)
 
 
 def _largest(crop: Any) -> np.ndarray:

@@ -37,6 +37,7 @@ from ._layers import (
     layer_array,
     layer_axes,
     notify_error,
+    notify_info,
     notify_warning,
 )
 from ._plot import LinePlot
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     import napari
 
 
-def _run_training(images, axes, mask, config, preview_image, resume, *, should_stop):
+def _run_training(images, axes, mask, config, preview_image, resume, pattern=None, *, should_stop):
     """Worker body: plain data in, core training events out (imports torch here, not at load)."""
     from ..training import train_iter
 
@@ -61,6 +62,7 @@ def _run_training(images, axes, mask, config, preview_image, resume, *, should_s
             should_stop=should_stop,
             preview_image=preview_image,
             resume=resume,
+            fixed_pattern=pattern,
         )
     )
 
@@ -218,13 +220,26 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         mask = np.asarray(mask, dtype=bool)
         # the core's rule: a 2D network over the Z slices sees only YX patches and its slice's mask.
         # The mask itself goes to training whole: its Z extent decides the neighbour slices there too
-        seen, slices, z_context = network_mask(axes, mask, config, None)
+        pattern = self._fixed_pattern(images, axes)
+        seen, slices, z_context = network_mask(axes, mask, config, None, repeats=pattern is not None)
         spatial = "YX" if slices else spatial_axes(axes)
         patch = patch_shape(config, len(spatial))
         validate_mask(seen, spatial_ndim=len(spatial), patch_shape=patch)
         check_patch_fits([[arr.shape[axes.index(a)] for a in spatial] for arr in images], patch, spatial)
         preview = self._preview_crop(layers[0], images[0], axes, config) if config.preview_every > 0 else None
-        return images, axes, mask, config, preview, slices, z_context
+        return images, axes, mask, config, preview, slices, z_context, pattern
+
+    def _fixed_pattern(self, images: list, axes: str) -> np.ndarray | None:
+        """The camera's fixed pattern the last noise analysis found in a dark stack (None: none);
+        the images' frames must have its size."""
+        fixed = getattr(self.state.analysis, "fixed_pattern", None)
+        if fixed is None or not fixed.found:
+            return None
+        frame = tuple(images[0].shape[axes.index(a)] for a in "YX")
+        if any(tuple(arr.shape[axes.index(a)] for a in "YX") != frame for arr in images) or frame != fixed.pattern.shape:
+            raise DataError(f"the dark frames' fixed pattern is {fixed.pattern.shape[0]}x{fixed.pattern.shape[1]} (YxX) but "
+                            f"the image's frames are {frame[0]}x{frame[1]}: analyse dark frames of the same camera size")
+        return fixed.pattern
 
     # run --------------------------------------------------------------------------------
     def start(self, *, resume: bool = False) -> Any:
@@ -237,7 +252,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
             notify_error("There is no model to resume; train one first.")
             return None
         try:
-            images, axes, mask, config, preview, slices, z_context = self._inputs()
+            images, axes, mask, config, preview, slices, z_context, pattern = self._inputs()
         except StructN2VError as exc:
             return self._refuse(describe_error(exc))
         self.stop_requested_at = None
@@ -260,7 +275,10 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         if preview is not None and self._preview_info is not None:
             # add the layer now (a one-off ~0.1 s in napari), so that training updates only its data
             self._show_preview(preview)
-        return self.job.start(_run_training, images if len(images) > 1 else images[0], axes, mask, config, preview, model)
+        if pattern is not None:
+            notify_info("Training with the camera's fixed pattern of the dark frames subtracted (the model stores it).")
+        return self.job.start(_run_training, images if len(images) > 1 else images[0], axes, mask, config, preview, model,
+                              pattern)
 
     def resume(self) -> Any:
         """Continue training the current model for the number of steps set."""
