@@ -11,6 +11,8 @@ today      every setting at its default and the mask that ``analyze_noise(dark)`
            pattern removed: what ``structn2v train --mask auto --dark dark.tif`` trained before
 dark       every setting at its default, ``analyze_noise(dark, dark=True)``'s mask and its fixed
            pattern: what ``structn2v train --mask auto --dark dark.tif`` trains now
+dark_ctx1  ``dark``'s estimate subtracted from the data beforehand, so training keeps its default
+           neighbour slices (what the estimate misses then repeats in them)
 nofpn      the same data without the pattern (``<set>_nofpn``, the same draws of shot and read
            noise) trained as ``dark`` (no pattern is found there, so: defaults)
 nofpn_ctx0 ``nofpn`` without neighbour slices (``z_context=0``), as ``dark`` trains on a volume
@@ -41,7 +43,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 SETS = {"cam3d_x": "ZYX", "cam2d_t": "TYX"}
-ROWS = ("noisy", "today", "dark", "nofpn", "nofpn_ctx0", "oracle")
+ROWS = ("noisy", "today", "dark", "dark_ctx1", "nofpn", "nofpn_ctx0", "oracle")
 #: steps of the default 3D net per step of the default 2D net in equal time (dev3d_y, 400 s, idle)
 RATIO_3D_2D = 368 / 15343
 
@@ -75,6 +77,10 @@ def row_setup(row: str, d: dict, twin: dict, axes: str):
 
     if row == "today":
         return d["noisy"], analyze_noise(d["dark"], axes=axes).mask, None, {}
+    if row == "dark_ctx1":  # the estimate subtracted beforehand, so training keeps its neighbour slices
+        mask = analyze_noise(d["dark"], axes=axes, dark=True).mask
+        pattern = estimate_fixed_pattern(d["dark"], axes, image_axes=axes).pattern
+        return d["noisy"] - pattern, mask, None, {}
     if row in ("dark", "oracle"):
         mask = analyze_noise(d["dark"], axes=axes, dark=True).mask
         fixed = estimate_fixed_pattern(d["dark"], axes, image_axes=axes) if row == "dark" else d["pattern"]
@@ -102,6 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--steps", type=int, default=1500, help="steps of a 2D network (others: scaled to equal time)")
+    ap.add_argument("--dark-frames", type=int, default=0, help="use only the first N frames of each dark stack (0: all)")
     ap.add_argument("--probe", type=int, default=0, help="steps per rate probe (0: the ratio of the equal-time table)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "fixed_pattern.md")
     args = ap.parse_args(argv)
@@ -115,6 +122,8 @@ def main(argv=None) -> int:
     for name in args.sets.split(","):
         axes = SETS[name]
         d, twin = load(args.data, name), load(args.data, f"{name}_nofpn")
+        if args.dark_frames:  # fewer dark frames: a noisier estimate of the pattern
+            d["dark"], twin["dark"] = d["dark"][: args.dark_frames], twin["dark"][: args.dark_frames]
         rows = [r for r in args.rows.split(",") if r]
         setups = {r: row_setup(r, d, twin, axes) for r in rows if r != "noisy"}
         # the step rates, side by side: a 3D net (today's mask on a volume) gets fewer steps

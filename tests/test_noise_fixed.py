@@ -83,7 +83,7 @@ def test_training_subtracts_stores_and_prediction_applies_the_pattern(tmp_path):
     noisy, dark, _ = _camera(4)
     found = estimate_fixed_pattern(dark, "ZYX")
     model = _train(noisy, found)
-    assert model.z_context == 0  # the pattern repeats in every slice: no neighbour slices
+    assert model.z_context == 1  # subtracted, the pattern no longer costs the neighbour slices
     np.testing.assert_array_equal(model.config.fixed_pattern, found.pattern)
     assert _train(noisy, None, steps=1).z_context == 1  # the default without a pattern
     path = model.save(tmp_path / "m.pt")
@@ -150,7 +150,7 @@ def test_cli_train_dark_stack_stores_the_pattern(tmp_path):
     assert main(["train", str(tmp_path / "noisy.tif"), "--axes", "ZYX", "--mask", "auto", "--dark", str(tmp_path / "dark.tif"),
                  "--out", str(out), "--steps", "1", "--batch", "2", "--patch", "32", "--quiet"]) == 0
     model = load_model(out)
-    assert model.config.fixed_pattern is not None and model.z_context == 0
+    assert model.config.fixed_pattern is not None and model.z_context == 1
     assert model.mask.shape[:2] == (1, 1) or model.mask.ndim == 2
 
 

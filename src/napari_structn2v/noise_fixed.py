@@ -3,7 +3,7 @@
 sCMOS and CCD cameras add offsets that do not change from frame to frame (column and row offsets,
 pixel offsets, patterns correlated along a line). A blind-spot network cannot remove them: the
 pattern is not noise from frame to frame, and a 2D net that reads neighbouring Z slices sees it at
-the same pixel in every neighbour. A stack of dark frames shows it exactly: its mean over the
+the same pixel in every neighbour (once it is subtracted, the neighbours help again). A stack of dark frames shows it exactly: its mean over the
 frames.
 
 - :func:`estimate_fixed_pattern` finds it in a dark stack (frames correlate with each other at any

@@ -117,7 +117,7 @@ def _checked_inputs(images, axes: str, mask, cfg: TrainConfig, resume: StructN2V
     fixed ``pattern`` is subtracted from the images first."""
     check_train_settings(cfg)
     images = subtract_pattern(images, axes, pattern)
-    mask_arr, slices, want = network_mask(axes, mask, cfg, resume, repeats=pattern is not None)
+    mask_arr, slices, want = network_mask(axes, mask, cfg, resume)
     arrays, sp, context = prepare_with_context(images, axes, slices, want, resuming=resume is not None)
     net_sp = "YX" if context else sp
     nd = len(net_sp)
@@ -399,8 +399,8 @@ def train_iter(
         The camera's fixed pattern (``(Y, X)``, the images' size), from
         :func:`~napari_structn2v.noise_fixed.estimate_fixed_pattern` on a dark stack: subtracted
         from the images before anything else, stored in the model (which subtracts it in
-        prediction), and no neighbouring Z slices are read (``z_context`` 0: the pattern repeats
-        in every slice). A resumed model's own pattern applies when none is given. A
+        prediction); neighbouring Z slices are still read (what the estimate misses is too small
+        to matter, see :func:`~napari_structn2v.zcontext.network_mask`). A resumed model's own pattern applies when none is given. A
         :class:`FixedPattern` of a single dark frame for images with Z or T warns
         (:class:`~napari_structn2v.errors.StructN2VWarning`) that repeating noise cannot be ruled out.
 

@@ -264,4 +264,4 @@ def test_dark_stack_with_a_fixed_pattern_is_subtracted_in_training(viewer, qtbot
     qtbot.waitUntil(lambda: not train.running, timeout=60_000)
     assert not notes["error"], notes["error"]
     np.testing.assert_array_equal(train.state.model.config.fixed_pattern, analysis.fixed_pattern.pattern)
-    assert train.state.model.z_context == 0  # the pattern repeats in every slice: no neighbour slices
+    assert train.state.model.z_context == 1  # subtracted, the pattern leaves the neighbour slices useful

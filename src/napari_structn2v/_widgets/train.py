@@ -221,7 +221,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         # the core's rule: a 2D network over the Z slices sees only YX patches and its slice's mask.
         # The mask itself goes to training whole: its Z extent decides the neighbour slices there too
         pattern = self._fixed_pattern(images, axes)
-        seen, slices, z_context = network_mask(axes, mask, config, None, repeats=pattern is not None)
+        seen, slices, z_context = network_mask(axes, mask, config, None)
         spatial = "YX" if slices else spatial_axes(axes)
         patch = patch_shape(config, len(spatial))
         validate_mask(seen, spatial_ndim=len(spatial), patch_shape=patch)
