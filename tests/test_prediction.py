@@ -152,7 +152,9 @@ def test_the_far_edge_keeps_fewer_stripes_than_a_mirror(monkeypatch):
     monkeypatch.setattr(prediction, "pad_to_multiple", _mirror_pad)
     mirror = np.mean([_edge_stripes(model, 125, s) for s in range(3)], axis=0)
     assert fixed[0] < mirror[0] - 0.02  # stripe level of the last columns (measured 0.59 vs 0.64)
-    assert fixed[1] < mirror[1]  # and their error
+    # and no larger error there: the two are within 2 % of each other and the order flips with the
+    # model's last bits (0.0881 vs 0.0868 in a full run, where earlier tests changed torch's state)
+    assert fixed[1] < mirror[1] * 1.03
 
 
 def test_group_norm_models_warn_when_tiled():
