@@ -110,10 +110,10 @@ def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndi
 
 #: the test-time averaging choices besides True (every mask-preserving transform) and False (one
 #: pass): "half-turn" is the identity and the 180-degree turn (flip Y and X), 2 passes instead of
-#: a line mask's 4. Every transform costs one full forward pass on a CPU (TTA over the 4 flips took
-#: 3.8-3.9x one pass, ``benchmarks/results/speed_cpu_tta.md``), so TTA under 3x one pass needs
-#: fewer transforms; but fewer lose quality: after 400 steps the half turn was 0.22-0.32 dB below
-#: the 4 flips, and even 3 of the 4 lost 0.08-0.14 dB (``benchmarks/results/tta_quality_cpu.md``),
+#: a line mask's 4. Every transform costs one full forward pass on a CPU (the 4 flips took 3.78x
+#: one pass in 2D, 3.85x in 3D, ``benchmarks/results/speed_cpu_tta.md``), so TTA under 3x needs
+#: fewer transforms; but fewer lose quality: after 400 steps the half turn was 0.22-0.33 dB below
+#: the 4 flips on the six dev sets, and even 3 of the 4 lost 0.08-0.15 dB (``benchmarks/results/tta_quality_cpu.md``),
 #: so the 4 flips stay the default and the half turn is a choice for a faster preview.
 TTA_MODES = (True, False, "half-turn")
 #: transform codes (:mod:`~napari_structn2v.augment`) of the "half-turn" mode: identity, flip X and Y
