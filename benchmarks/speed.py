@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -169,10 +170,11 @@ def _predict_model(pkg, nd: int, filters: int, kernel, pool, state: dict | None)
 
 
 def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile: int, repeats: int, device: str,
-                  variants: list[tuple[str, object, dict]], kernel=None, pool=None) -> list[dict]:
+                  variants: list[tuple[str, object, dict]], kernel=None, pool=None, half_turn: bool = False) -> list[dict]:
     """Prediction time of each variant ``(label, package, predict kwargs)`` on one image, with test-time
-    augmentation off and on, the variants' repeats interleaved (each round runs every variant once);
-    medians. All variants get the same weights."""
+    augmentation off and on (and, with ``half_turn``, ``tta="half-turn"`` for the variants of this
+    code), the variants' repeats interleaved (each round runs every variant once); medians. All
+    variants get the same weights."""
     state = None
     models = []
     for label, pkg, kwargs in variants:
@@ -185,7 +187,8 @@ def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile
     times: dict[tuple[str, bool], list[float]] = {}
     for rep in range(repeats + 1):  # round 0 is the warm-up
         for label, model, kwargs in models:
-            for tta in (False, True):
+            modes = (False, True) + (("half-turn",) if half_turn and model.__module__.startswith("napari_structn2v.") else ())
+            for tta in modes:
                 sync(device)
                 t0 = time.perf_counter()
                 model.predict(img, axes, tile=tile, device=device, amp=amp, tta=tta, **kwargs)
@@ -200,6 +203,9 @@ def bench_predict(name: str, nd: int, filters: int, shape: tuple[int, ...], tile
         row = {"name": name, "variant": label, "shape": "x".join(map(str, shape)), "tile": tile, "filters": filters,
                "seconds": one, "mpix_per_s": float(np.prod(shape)) / one / 1e6, "speedup": base / one,
                "tta_seconds": aug, "tta_cost": aug / one, "load_avg": load_avg()}
+        if (label, "half-turn") in times:
+            half = statistics.median(times[(label, "half-turn")])
+            row.update(half_seconds=half, half_cost=half / one)
         print(f"  {name}, {label}: {row['mpix_per_s']:.2f} MPix/s ({one:.2f} s, x{row['speedup']:.2f}); "
               f"TTA {aug:.2f} s = {row['tta_cost']:.2f} x one pass; load {row['load_avg']}", flush=True)
         rows.append(row)
@@ -217,12 +223,16 @@ def write_report(args, header, train_rows, pred_rows, dev_name, final: bool) -> 
                      f"{r['patches_per_s']:.1f} | {r['mask_ms']:.2f} | {100 * r['mask_share']:.1f} % | {r['load_avg']:.2f} |")
     lines += ["", "## Prediction speed (model.predict, tiled; variants interleaved, medians of repeats after a warm-up round)", "",
               "Speed-up: against the first variant of the same setting, measured in the same rounds. TTA: the 4 flips "
-              "of a line mask; cost = time with TTA / time of one pass of the same variant.", "",
-              "| setting | variant | threads | image | tile | seconds | MPix/s | speed-up | TTA seconds | TTA cost | load |",
-              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "of a line mask; cost = time with TTA / time of one pass of the same variant. Half turn: "
+              "`tta=\"half-turn\"` (identity + flip of Y and X, 2 passes), where measured (`--half-turn`).", "",
+              "| setting | variant | threads | image | tile | seconds | MPix/s | speed-up | TTA seconds | TTA cost "
+              "| half-turn seconds | half-turn cost | load |",
+              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in pred_rows:
+        half = f"{r['half_seconds']:.2f} | {r['half_cost']:.2f}x" if "half_seconds" in r else "- | -"
         lines.append(f"| {r['name']} | {r['variant']} | {r['threads']} | {r['shape']} | {r['tile']} | {r['seconds']:.2f} | "
-                     f"{r['mpix_per_s']:.2f} | {r['speedup']:.2f}x | {r['tta_seconds']:.2f} | {r['tta_cost']:.2f}x | {r['load_avg']:.2f} |")
+                     f"{r['mpix_per_s']:.2f} | {r['speedup']:.2f}x | {r['tta_seconds']:.2f} | {r['tta_cost']:.2f}x | {half} "
+                     f"| {r['load_avg']:.2f} |")
     lines += ["", f"Load average at end: {end_load[0]:.2f} / {end_load[1]:.2f} / {end_load[2]:.2f}."]
     text = "\n".join(lines) + "\n"
     tag = args.tag or ("cuda" if dev_name.startswith("cuda") else "cpu")
@@ -250,6 +260,7 @@ def main(argv=None) -> int:
                     help="also predict with the package in SRC (e.g. /work/main/src, today's code), interleaved with "
                     "this one")
     ap.add_argument("--float32", action="store_true", help="with --compare: also this code in float32")
+    ap.add_argument("--half-turn", action="store_true", help="also time tta='half-turn' (2 passes) with this code")
     args = ap.parse_args(argv)
     if args.quick:
         args.warmup, args.steps, args.steps3d, args.repeats = 3, 5, 3, 1
@@ -271,7 +282,8 @@ def main(argv=None) -> int:
     header = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; device {dev_name} ({hw}); torch {torch.__version__}; "
               f"load average at start {start_load[0]:.2f} / {start_load[1]:.2f} / {start_load[2]:.2f} (1/5/15 min); "
               f"medians over {args.steps} (2D) / {args.steps3d} (3D) timed steps after {args.warmup} warm-up steps"
-              + ("; AMP (float16 autocast) on" if dev_name.startswith("cuda") else ""))
+              + ("; AMP (float16 autocast) on" if dev_name.startswith("cuda") else "")
+              + "; command `python benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv) + "`")
     print(f"# speed benchmark\n{header}\n", flush=True)
 
     train_rows, pred_rows = [], []
@@ -301,7 +313,8 @@ def main(argv=None) -> int:
                                            ("2D 1024x1024, 32 filters", 2, 32, (1024, 1024)),
                                            ("3D 32x256x256, default net", 3, 16, (32, 256, 256))):
                 if not (filt == 32 and "predict32" in skip):
-                    pred_rows += bench_predict(label, nd, filt, shape, 256, args.repeats, dev_name, variants)
+                    pred_rows += bench_predict(label, nd, filt, shape, 256, args.repeats, dev_name, variants,
+                                               half_turn=args.half_turn)
 
         for r in train_rows[tr0:] + pred_rows[pr0:]:
             r["threads"] = nthreads if not dev_name.startswith("cuda") else "-"

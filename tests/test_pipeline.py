@@ -223,3 +223,10 @@ def test_lazy_names_and_no_torch_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_bad_tta_option_fails_before_training(sample64):
+    """A typo in ``tta`` is named at once, not after the training budget is spent."""
+    events = denoise_iter(sample64["noisy"], "YX", mask="3x1", config=tiny(10_000), tta="all")
+    with pytest.raises(StructN2VError, match="tta"):
+        next(events)

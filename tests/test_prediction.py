@@ -117,6 +117,45 @@ def test_tta_prediction_is_the_mean_over_flips():
     assert not np.allclose(plain, np.mean(flips, axis=0), atol=1e-4)
 
 
+
+def test_half_turn_tta_transforms():
+    """"half-turn": the identity and the 180-degree turn, where the mask keeps the turn."""
+    from napari_structn2v.prediction import tta_transforms
+
+    line = np.ones((1, 5), bool)
+    assert tta_transforms(line, "half-turn") == ((), (-1, -2))
+    assert tta_transforms(line, "Half-Turn") == ((), (-1, -2))
+    assert tta_transforms(np.ones((3, 3), bool), "half-turn") == ((), (-1, -2))  # no quarter turns
+    assert tta_transforms(np.eye(5, dtype=bool), "half-turn") == ((), (-1, -2))
+    ell = np.zeros((5, 5), bool)
+    ell[2, 2:] = ell[2:, 2] = True
+    assert tta_transforms(ell, "half-turn") == ((),)  # an L is not kept by the half turn: one pass
+
+
+def test_half_turn_tta_prediction_is_the_mean_of_two_passes():
+    model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)
+    with torch.no_grad():
+        model.net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
+    img = np.random.default_rng(1).random((32, 40)).astype(np.float32)
+    plain = model.predict(img, tta=False)
+    turned = np.flip(model.predict(np.ascontiguousarray(np.flip(img, (0, 1))), tta=False), (0, 1))
+    half = model.predict(img, tta="half-turn")
+    assert np.allclose(half, (plain + turned) / 2, atol=1e-5)
+    assert not np.allclose(half, model.predict(img, tta=True), atol=1e-4)  # not the 4 flips
+
+
+@pytest.mark.parametrize("bad", ["all", "halfturn", 2, None, 1.0])
+def test_bad_tta_option_is_refused(bad):
+    from napari_structn2v.errors import ConfigError, StructN2VError
+    from napari_structn2v.prediction import tta_transforms
+
+    model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)
+    with pytest.raises(ConfigError, match="tta"):
+        tta_transforms(np.ones((1, 5), bool), bad)
+    with pytest.raises(StructN2VError, match="'half-turn'"):
+        model.predict(np.zeros((16, 16), np.float32), tta=bad)
+
+
 def _mirror_pad(x, multiple):
     """The far-edge padding before issue 17: a mirror of the last pixels."""
     pads = [(0, 0)] + [(0, (-s) % m) for s, m in zip(x.shape[1:], multiple)]

@@ -35,7 +35,7 @@ def _import_dask():
 Z_CONTEXT_CHUNK = 16
 
 
-def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool, device: str) -> np.ndarray:
+def _predict_block(block: np.ndarray, model: Any, axes: str, margins: tuple[int, ...], tta: bool | str, device: str) -> np.ndarray:
     """Predict one overlapped block as a single tile (map_overlap trims the halo afterwards)."""
     import torch
 
@@ -80,7 +80,7 @@ def predict_dask(
     *,
     tile: int | Sequence[int] = 256,
     overlap: int | Sequence[int] | None = None,
-    tta: bool = True,
+    tta: bool | str = True,
     device: str = "cpu",
     check: bool = True,
 ) -> Any:
@@ -108,7 +108,9 @@ def predict_dask(
         ``Client``); it equals ``model.predict(array, axes, tile=tile, ...)`` to float rounding.
     """
     dask, da = _import_dask()
+    from .prediction import check_tta
 
+    tta = check_tta(tta)  # in the caller, not in every block on a worker
     arch = model.config.architecture
     ax = model.check_input(array, axes) if check else model.resolve_axes(len(array.shape), axes)
     margins, tiles = tile_geometry(arch.receptive_radius(), arch.multiple, tile, overlap)

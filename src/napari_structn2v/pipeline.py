@@ -220,7 +220,7 @@ def denoise_iter(
     mask: np.ndarray | str | None = None,
     time_s: float | str = DEFAULT_TIME_S,
     config: TrainConfig | None = None,
-    tta: bool = True,
+    tta: bool | str = True,
     tile: int | Sequence[int] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview_image: np.ndarray | None = None,
@@ -244,8 +244,9 @@ def denoise_iter(
         Training budget: seconds or a duration such as ``"90s"``, ``"3m"`` (default 3 minutes).
     config : TrainConfig, optional
         All training settings, its budget included (``time_s`` is then not used).
-    tta : bool
-        Average the flips that keep the mask's orientation in prediction (4x slower, ~0.3 dB better).
+    tta : bool or "half-turn"
+        Average the flips that keep the mask's orientation in prediction (4x slower, ~0.3 dB better);
+        ``"half-turn"``: only the identity and the 180-degree turn (2 passes).
     tile : int or sequence, optional
         Prediction tile side (default: :meth:`~napari_structn2v.model_io.StructN2VModel.predict_iter`'s).
     should_stop : callable, optional
@@ -272,8 +273,9 @@ def denoise_iter(
 
     ax = validate_axes(axes, np.ndim(image))
     cfg = _train_config(time_s, config, preview_image is not None)  # a bad budget fails before the analysis
-    from .prediction import check_dtype, check_finite  # torch from here on
+    from .prediction import check_dtype, check_finite, check_tta  # torch from here on
 
+    check_tta(tta)  # before training, not after it
     check_dtype(image)
     check_finite(image)
     if dark is not None:
@@ -322,7 +324,7 @@ def denoise(
     time: float | str = DEFAULT_TIME_S,
     mask: np.ndarray | str | None = None,
     config: TrainConfig | None = None,
-    tta: bool = True,
+    tta: bool | str = True,
     callback: Callable[[DenoiseEvent], None] | None = None,
     **kwargs: Any,
 ) -> DenoiseResult:

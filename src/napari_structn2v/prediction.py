@@ -108,17 +108,43 @@ def resolve_axes(image_ndim: int, model_axes: str, axes: str | None, spatial_ndi
     return ax
 
 
-def tta_transforms(mask: np.ndarray, enabled: bool = True) -> tuple[tuple, ...]:
+#: the test-time averaging choices besides True (every mask-preserving transform) and False (one
+#: pass): "half-turn" is the identity and the 180-degree turn (flip Y and X), 2 passes instead of
+#: a line mask's 4. Every transform costs one full forward pass on a CPU (the 4 flips took 3.78x
+#: one pass in 2D, 3.85x in 3D, ``benchmarks/results/speed_cpu_tta.md``), so TTA under 3x needs
+#: fewer transforms; but fewer lose quality: after 400 steps the half turn was 0.22-0.33 dB below
+#: the 4 flips on the six dev sets, and even 3 of the 4 lost 0.08-0.15 dB (``benchmarks/results/tta_quality_cpu.md``),
+#: so the 4 flips stay the default and the half turn is a choice for a faster preview.
+TTA_MODES = (True, False, "half-turn")
+#: transform codes (:mod:`~napari_structn2v.augment`) of the "half-turn" mode: identity, flip X and Y
+HALF_TURN_CODES = (0, 3)
+
+
+def check_tta(tta: object) -> bool | str:
+    """``tta`` as one of :data:`TTA_MODES` (a string in any case); :class:`ConfigError` otherwise."""
+    if isinstance(tta, (bool, np.bool_)):
+        return bool(tta)
+    if isinstance(tta, str) and tta.strip().lower() in TTA_MODES:
+        return tta.strip().lower()
+    raise ConfigError("tta", f"must be True (every flip that keeps the mask), False (one pass) or 'half-turn' "
+                             f"(the identity and the 180-degree turn, 2 passes), got {tta!r}")
+
+
+def tta_transforms(mask: np.ndarray, enabled: bool | str = True) -> tuple[tuple, ...]:
     """The test-time transforms that keep the blind mask: flips of Y and X and Y/X transposes,
     each only when the mask is the same after it (as in training augmentation,
     :func:`~napari_structn2v.augment.symmetric_transforms`). A flipped diagonal or L mask would
     hide other pixels than the network learned to ignore, and a turn makes X-correlated noise
     Y-correlated. Each transform is the flipped dims, then ``"T"`` for a transpose; returns
-    ``((),)`` when ``enabled`` is False.
+    ``((),)`` when ``enabled`` is False. ``enabled="half-turn"`` keeps only the identity and the
+    180-degree turn (when the mask keeps it; else one pass). See :data:`TTA_MODES`.
     """
-    if not enabled:
+    mode = check_tta(enabled)
+    if mode is False:
         return ((),)
     codes = symmetric_transforms(np.asarray(mask, dtype=bool))
+    if mode == "half-turn":
+        codes = tuple(c for c in codes if c in HALF_TURN_CODES)
     return tuple(tuple(d for bit, d in ((1, -1), (2, -2)) if c & bit) + (("T",) if c & 4 else ()) for c in codes)
 
 
