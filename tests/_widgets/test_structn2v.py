@@ -67,6 +67,10 @@ def test_auto_denoise_on_the_samples(make_napari_viewer, qtbot, notes, monkeypat
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
     if out_ndim == 3:
         assert written[0][0].start <= z < written[0][0].stop, written[:2]
+        # the Z slider still starts at 0 and is labelled Z (napari's default label "-3" read as a start)
+        assert viewer.dims.range[0].start == 0 and viewer.dims.axis_labels[0] == "Z"
+        sliders = viewer.window._qt_viewer.dims.slider_widgets
+        assert sliders[0].axis_label.text() == "Z"
     assert not notes["error"], notes["error"]
     done = widget.result_event
     assert done is not None and done.image is not None and not done.stopped
