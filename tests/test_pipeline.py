@@ -230,3 +230,20 @@ def test_bad_tta_option_fails_before_training(sample64):
     events = denoise_iter(sample64["noisy"], "YX", mask="3x1", config=tiny(10_000), tta="all")
     with pytest.raises(StructN2VError, match="tta"):
         next(events)
+
+
+def test_focus_orders_prediction_and_a_callable_is_read_when_it_starts(sample64):
+    with pytest.raises(StructN2VError, match="focus"):
+        next(denoise_iter(sample64["noisy"], "YX", mask="3x1", config=tiny(), focus={"Z": 3}))
+    calls = []
+
+    def focus():  # where a viewer looks when prediction starts, not when training did
+        calls.append(sum(isinstance(e, TrainDone) for e in events))
+        return None, {"Y": 63, "X": 63}
+
+    events = []
+    for event in denoise_iter(sample64["noisy"], "YX", mask="3x1", config=tiny(), tile=32, focus=focus):
+        events.append(event)
+    assert calls == [1]
+    tiles = [e.region for e in events if isinstance(e, TileDone)]
+    assert len(tiles) > 2 and tiles[0][0].stop == tiles[0][1].stop == 64  # the bottom-right tile first

@@ -212,3 +212,16 @@ def test_group_norm_models_warn_when_tiled():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         batch_model.predict(img, tile=64, tta=False)  # batch norm: tiles agree, no warning
+
+
+@pytest.mark.parametrize(("nd", "axes", "shape"), [(2, "ZYX", (8, 60, 60)), (3, "ZYX", (24, 36, 36))])
+def test_the_tile_order_does_not_change_the_result(nd, axes, shape):
+    model = _model(nd=nd, axes="YX" if nd == 2 else "ZYX")
+    vol = np.random.default_rng(7).random(shape).astype(np.float32)
+    kw = {"tile": 48 if nd == 2 else 32, "overlap": 16, "tta": False, "precision": "float32"}
+    plain = list(model.predict_iter(vol, axes, **kw))
+    focused = list(model.predict_iter(vol, axes, focus={"Z": 5 if nd == 2 else 17}, near={"Y": 50, "X": 5}, **kw))
+    first = [e.region for e in focused if isinstance(e, TileDone)][0]
+    assert first[0].start <= (5 if nd == 2 else 17) < first[0].stop  # the focused slice came first
+    assert [e.region for e in plain if isinstance(e, TileDone)][0][0].start == 0
+    np.testing.assert_array_equal(focused[-1].image, plain[-1].image)

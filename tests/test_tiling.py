@@ -154,3 +154,45 @@ def test_pad_to_multiple_pads_the_end_only():
 def test_tiling_does_not_import_torch():
     code = "import sys, napari_structn2v.tiling; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def _cores(plan):
+    return [r.write for r in plan]
+
+
+def test_focus_puts_the_tiles_covering_it_first_then_by_distance():
+    # a 2D network over a 40-slice volume: slice 15 first, then 14 and 16, 13 and 17, ...
+    plan = plan_tiles((40, 100, 120), "ZYX", radius=(8, 8), multiple=(4, 4), tile=64)
+    per_slice = len(plan) // 40
+    ordered = plan_tiles((40, 100, 120), "ZYX", radius=(8, 8), multiple=(4, 4), tile=64, focus={"Z": 15})
+    slices = [r.write[0].start for r in ordered]
+    assert slices[:per_slice] == [15] * per_slice
+    assert sorted(slices[per_slice : 3 * per_slice]) == [14] * per_slice + [16] * per_slice
+    assert [abs(z - 15) for z in slices] == sorted(abs(z - 15) for z in slices)
+    # the same tiles, each once: only the order changed
+    assert sorted(map(str, _cores(ordered))) == sorted(map(str, _cores(plan))) and len(ordered) == len(plan)
+    assert slices != sorted(slices)
+
+
+def test_focus_along_a_tiled_axis_and_near_within_it():
+    # a 3D network: Z is split into tiles; the ones whose core covers z = 50 come first
+    plan = plan_tiles((90, 100, 100), "ZYX", radius=(4, 8, 8), multiple=(2, 4, 4), tile=64, focus={"Z": 50})
+    first = next(iter(plan)).write
+    assert first[0].start <= 50 < first[0].stop
+    covering = [r for r in plan if r.write[0].start <= 50 < r.write[0].stop]
+    assert [r.write for r in plan][: len(covering)] == [r.write for r in covering]
+    # near: among the tiles of the focused slice, the one holding (y, x) = (90, 95) first
+    plan2 = plan_tiles((40, 100, 120), "ZYX", radius=(8, 8), multiple=(4, 4), tile=64,
+                       focus={"Z": 3}, near={"Y": 90, "X": 95})
+    w = next(iter(plan2)).write
+    assert w[0].start == 3 and w[1].start <= 90 < w[1].stop and w[2].start <= 95 < w[2].stop
+
+
+def test_focus_is_checked():
+    kw = {"radius": (8, 8), "multiple": (4, 4), "tile": 64}
+    with pytest.raises(ConfigError, match="focus"):
+        plan_tiles((100, 120), "YX", focus={"Z": 3}, **kw)
+    with pytest.raises(ConfigError, match="near"):
+        plan_tiles((100, 120), "YX", near={"Y": float("nan")}, **kw)
+    with pytest.raises(ConfigError, match="focus"):
+        plan_tiles((100, 120), "YX", focus=[3], **kw)

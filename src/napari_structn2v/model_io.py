@@ -8,7 +8,7 @@ import json
 import os
 import pickle
 import stat
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -307,6 +307,8 @@ class StructN2VModel:
         out: Any = None,
         precision: str = "auto",
         batch: int | None = None,
+        focus: Mapping[str, float] | None = None,
+        near: Mapping[str, float] | None = None,
     ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
         """Denoise ``image`` tile by tile, yielding :class:`TileDone` events and a final
         :class:`PredictDone`; returns the float32 result (same shape, input intensity scale).
@@ -326,7 +328,9 @@ class StructN2VModel:
 
         ``precision`` (``"auto"``: bfloat16 on CPUs that have it, float16 on CUDA; or ``"float32"``,
         ``"bfloat16"``, ``"float16"``) and ``batch`` (tiles per forward pass; default: what the
-        device's free memory holds) are :func:`~napari_structn2v.prediction.predict_tiles`'s.
+        device's free memory holds) are :func:`~napari_structn2v.prediction.predict_tiles`'s, and so
+        are ``focus`` and ``near``, which order the tiles (e.g. ``focus={"Z": 15}``: the slice a viewer
+        shows first) without changing the result.
         """
         arch = self.config.architecture
         check_tta(tta)  # a bad option is named before the image is looked at
@@ -359,6 +363,8 @@ class StructN2VModel:
                 z_context=self.z_context,
                 precision=precision,
                 batch=batch,
+                focus=focus,
+                near=near,
             )
         )
 

@@ -13,7 +13,7 @@ Torch-free at import: torch is loaded when training starts. No Qt.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -224,6 +224,7 @@ def denoise_iter(
     tile: int | Sequence[int] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview_image: np.ndarray | None = None,
+    focus: Mapping[str, float] | Callable[[], tuple[Mapping[str, float] | None, Mapping[str, float] | None]] | None = None,
 ) -> Iterator[DenoiseEvent]:
     """Choose the mask, train on ``image`` and denoise it, yielding typed events.
 
@@ -256,6 +257,11 @@ def denoise_iter(
     preview_image : np.ndarray, optional
         Predicted during training as :class:`~napari_structn2v.events.Preview` events (axes
         ``axes`` without S and T); without ``config``, every 50 steps (the dock's rate).
+    focus : mapping or callable, optional
+        Which tiles are denoised first (axis letter -> data coordinate, e.g. ``{"Z": 15}``; see
+        :func:`~napari_structn2v.tiling.plan_tiles`), or a callable returning ``(focus, near)``,
+        called when prediction starts (a viewer's slice then, not when training started). The
+        result does not depend on it.
 
     Yields
     ------
@@ -273,6 +279,10 @@ def denoise_iter(
 
     ax = validate_axes(axes, np.ndim(image))
     cfg = _train_config(time_s, config, preview_image is not None)  # a bad budget fails before the analysis
+    if not callable(focus):
+        from .tiling import check_point
+
+        check_point(focus, ax, "focus")  # before training, not after it
     from .prediction import check_dtype, check_finite, check_tta  # torch from here on
 
     check_tta(tta)  # before training, not after it
@@ -293,7 +303,8 @@ def denoise_iter(
         yield DenoiseDone(None, None, chosen, stopped=True)
         return
     predict_stop = _StopAgain(should_stop, spent=done.stopped) if should_stop is not None else None
-    kwargs = {"tile": tile} if tile is not None else {}
+    kwargs: dict[str, Any] = {"tile": tile} if tile is not None else {}
+    kwargs["focus"], kwargs["near"] = focus() if callable(focus) else (focus, None)
     result, stopped = None, done.stopped
     for event in done.model.predict_iter(image, ax, device=cfg.device, tta=tta, should_stop=predict_stop, **kwargs):
         yield event

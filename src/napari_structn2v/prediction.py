@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -258,6 +258,7 @@ def predict_tiles(
     overlap: int | Sequence[int] | None = None, device: torch.device, amp: bool = False,
     tta: Sequence[tuple[int, ...]] = ((),), should_stop: Callable[[], bool] | None = None,
     out: object | None = None, z_context: int = 0, precision: str | None = None, batch: int | None = None,
+    focus: Mapping[str, float] | None = None, near: Mapping[str, float] | None = None,
 ) -> Generator[TileDone | PredictDone, None, np.ndarray]:
     """Predict ``image`` (axes ``axes``) tile by tile (:mod:`~napari_structn2v.tiling`); yields
     :class:`TileDone` per tile, in the plan's order, then :class:`PredictDone`.
@@ -291,6 +292,10 @@ def predict_tiles(
     batch : int, optional
         Tiles per forward pass; default from the free device memory
         (:func:`~napari_structn2v.inference.items_per_pass`).
+    focus, near : mapping, optional
+        The order of the tiles (axis letter -> data coordinate): those covering ``focus`` first, e.g.
+        ``{"Z": 15}`` for the slice a viewer shows, then the rest by distance, ties nearest ``near``
+        (:func:`~napari_structn2v.tiling.plan_tiles`). The result does not depend on it.
 
     Returns
     -------
@@ -304,7 +309,7 @@ def predict_tiles(
         raise ConfigError("batch", f"must be a positive integer (tiles per forward pass), got {batch!r}")
     _check_image(image, ax, low)
     plan = plan_tiles(image.shape, ax, radius=radius, multiple=multiple, tile=tile, overlap=overlap,
-                      z_context=z_context, context_rule=context_slices)
+                      z_context=z_context, context_rule=context_slices, focus=focus, near=near)
     _warn_group_norm(net, plan)
     out = _output_array(image, out)
     norm = _normalisation(low, high, len(radius))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,26 @@ from .errors import ConfigError, DataError
 AxisTile = tuple[int, int, int, int]
 #: a 2D network's Z-context rule ``(z, k, n) -> the 2k + 1 slices read for slice z of n``
 ContextRule = Callable[[int, int, int], Sequence[int]]
+#: a point of the image by axis letter, in data coordinates (pixels): ``{"Z": 15}``
+Point = Mapping[str, float]
+
+
+def check_point(point: object, axes: str, option: str) -> dict[str, float]:
+    """``point`` (a mapping of axis letters of ``axes`` other than C to finite numbers, or None)
+    as a dict; :class:`ConfigError` naming ``option`` otherwise."""
+    if point is None:
+        return {}
+    if not isinstance(point, Mapping):
+        raise ConfigError(option, f"must map axis letters to coordinates, e.g. {{'Z': 15}}, got {point!r}")
+    out = {}
+    for letter, value in point.items():
+        a = str(letter).upper()
+        if a not in axes or a == "C":
+            raise ConfigError(option, f"names axis {letter!r}, which is not a spatial or sample axis of {axes!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ConfigError(option, f"needs a finite coordinate for {a}, got {value!r}")
+        out[a] = float(value)
+    return out
 
 
 def check_tiling(tile: object, overlap: object, nd: int) -> None:
@@ -169,6 +189,10 @@ class TilePlan:
     per_axis: tuple[tuple[AxisTile, ...], ...]
     z_context: int = 0
     context_rule: ContextRule | None = None
+    #: tiles whose cores lie nearest this point come first (:func:`plan_tiles`); empty: C order
+    focus: Point = field(default_factory=dict)
+    #: the order among tiles equally near ``focus``: nearest this point first
+    near: Point = field(default_factory=dict)
 
     def _outer_shape(self) -> tuple[int, ...]:
         return tuple(self.shape[self.axes.index(a)] for a in self.outer)
@@ -177,10 +201,32 @@ class TilePlan:
         return math.prod(self._outer_shape()) * math.prod(len(p) for p in self.per_axis)
 
     def __iter__(self) -> Iterator[TileRegion]:
-        # sample by sample, and within a sample the spatial tiles in C order
-        for oi in np.ndindex(*self._outer_shape()):
-            for ti in np.ndindex(*[len(p) for p in self.per_axis]):
-                yield self.region(oi, ti)
+        for oi, ti in self.order():
+            yield self.region(oi, ti)
+
+    def order(self) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """The ``(outer index, spatial tile index)`` of every tile, in the order they are predicted:
+        sample by sample and within a sample in C order; with a ``focus``, sorted (stably) by the
+        distance of each tile's core from it, then from ``near``."""
+        pairs = [(oi, ti) for oi in np.ndindex(*self._outer_shape())
+                 for ti in np.ndindex(*[len(p) for p in self.per_axis])]
+        if self.focus or self.near:
+            pairs.sort(key=lambda pair: (self._distance(self.focus, *pair), self._distance(self.near, *pair)))
+        return pairs
+
+    def _distance(self, point: Point, oi: tuple[int, ...], ti: tuple[int, ...]) -> float:
+        """Squared distance (pixels) from ``point`` to the core of tile ``(oi, ti)`` along the
+        point's axes (0 when the core covers it)."""
+        total = 0.0
+        for a, p in point.items():
+            if a in self.outer:
+                lo = hi = oi[self.outer.index(a)]
+            else:
+                d = self.spatial.index(a)
+                c0, c1, _, _ = self.per_axis[d][ti[d]]
+                lo, hi = c0, c1 - 1
+            total += max(0.0, lo - p, p - hi) ** 2
+        return total
 
     def region(self, oi: tuple[int, ...], ti: tuple[int, ...]) -> TileRegion:
         """The tile at index ``oi`` of the outer axes and ``ti`` of the spatial tiles."""
@@ -218,6 +264,8 @@ def plan_tiles(
     overlap: int | Sequence[int] | None = None,
     z_context: int = 0,
     context_rule: ContextRule | None = None,
+    focus: Point | None = None,
+    near: Point | None = None,
 ) -> TilePlan:
     """The tiles of an image of ``shape`` (upper-case ``axes``) for a network with receptive-field
     ``radius`` and pooling ``multiple`` per spatial axis (its ``len`` is the network's spatial
@@ -225,7 +273,12 @@ def plan_tiles(
 
     ``tile`` and ``overlap`` are as in :func:`tile_geometry`. With ``z_context`` (a 2D network
     reading that many neighbouring slices on each side) each tile reads the Z range that
-    ``context_rule(z, z_context, n_z)`` names. Raises :class:`ConfigError` for a bad ``tile`` or
+    ``context_rule(z, z_context, n_z)`` names.
+
+    ``focus`` and ``near`` (axis letter -> data coordinate, e.g. ``{"Z": 15}`` and ``{"Y": 900,
+    "X": 400}``) only change the order of the tiles, never what they hold: the tiles whose cores
+    cover ``focus`` (the slice a viewer shows) come first, then the others by their distance from
+    it; ties go nearest ``near`` (the middle of the view) first. Raises :class:`ConfigError` for a bad ``tile`` or
     ``overlap``, :class:`DataError` for a tile smaller than its overlap plus one pooling step or a
     Z context without a Z axis.
     """
@@ -251,4 +304,5 @@ def plan_tiles(
         )
     if z_context and context_rule is None:
         raise ValueError("a Z context needs the context_rule that picks each slice's neighbours")
-    return TilePlan(shape, axes, sp, outer, per_axis, z_context, context_rule)
+    focus_d, near_d = check_point(focus, axes, "focus"), check_point(near, axes, "near")
+    return TilePlan(shape, axes, sp, outer, per_axis, z_context, context_rule, focus_d, near_d)

@@ -64,6 +64,10 @@ def test_sample_data_opens(viewer, key, ndim):
     layers = viewer.open_sample(PLUGIN, key)
     assert len(layers) == 2
     assert {layer.ndim for layer in viewer.layers} == {ndim}
+    # the axes by name: napari 0.9 labels unnamed ones "-3", "-2", "-1", and the Z slider of the 3D
+    # sample read "-3" at its left end; its range starts at 0
+    assert viewer.dims.axis_labels == tuple("ZYX"[-ndim:])
+    assert all(r.start == 0 for r in viewer.dims.range)
 
 
 def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):

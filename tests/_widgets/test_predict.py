@@ -186,3 +186,29 @@ def test_streamed_tiles_redraw_only_the_slice_on_view(viewer):
     assert len(redraws) == 1  # slice 5 is on view
     out.refresh()
     assert len(redraws) == 1  # nothing new since
+
+
+def test_the_slice_on_view_is_predicted_first(viewer, qtbot, tiny_model, monkeypatch):
+    """With the viewer at z = 7 the first tile written covers slice 7 (it was slice 0: the slice the
+    user looks at stayed grey for most of the run), and the result is the same."""
+    from napari_structn2v._widgets._predict_output import PredictOutput
+
+    written = []
+    write = PredictOutput.write
+    monkeypatch.setattr(PredictOutput, "write", lambda self, event: (written.append(event.region), write(self, event)))
+    vol = np.random.default_rng(0).random((10, 48, 48)).astype(np.float32)
+    viewer.add_image(vol, name="vol")
+    viewer.dims.set_current_step(0, 7)
+    predict = open_widget(viewer, "Predict", qtbot)
+    predict.state.model = tiny_model
+    predict.image_combo.set_layer("vol")
+    predict.axes_edit.setText("ZYX")
+    predict.device.setCurrentText("cpu")
+    predict.tta.setChecked(False)
+    assert predict.start() is not None
+    qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert predict.status.text().startswith("Done"), predict.status.text()
+    assert written[0][0] == slice(7, 8), written[:3]
+    assert written[1][0].start in (6, 8)  # a 48 px slice is one tile: then a neighbour
+    expected = tiny_model.predict(vol, "ZYX", tta=False, device="cpu")
+    np.testing.assert_array_equal(viewer.layers["vol (StructN2V)"].data, expected)

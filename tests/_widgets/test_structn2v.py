@@ -46,7 +46,12 @@ def test_the_dock_is_called_structn2v_in_the_manifest():
 
 
 @pytest.mark.parametrize("sample, out_ndim", [("structured_noise_2d", 2), ("structured_noise_3d", 3)])
-def test_auto_denoise_on_the_samples(make_napari_viewer, qtbot, notes, sample, out_ndim):
+def test_auto_denoise_on_the_samples(make_napari_viewer, qtbot, notes, monkeypatch, sample, out_ndim):
+    from napari_structn2v._widgets._predict_output import PredictOutput
+
+    written = []  # the regions in the order they reach the output layer
+    write = PredictOutput.write
+    monkeypatch.setattr(PredictOutput, "write", lambda self, event: (written.append(event.region), write(self, event)))
     viewer, _dock, widget = laptop_viewer(make_napari_viewer, qtbot, sample)
     before = snapshot(viewer)
     image = widget.image_combo.layer()
@@ -56,7 +61,16 @@ def test_auto_denoise_on_the_samples(make_napari_viewer, qtbot, notes, sample, o
     assert widget.auto_button.text() == "Auto-denoise"
     widget.auto_button.click()
     assert widget.running
+    if out_ndim == 3:  # moved during training: prediction starts at the slice on view then
+        z = image.data.shape[0] * 2 // 3
+        viewer.dims.set_current_step(0, z)
     qtbot.waitUntil(lambda: not widget.running, timeout=120_000)
+    if out_ndim == 3:
+        assert written[0][0].start <= z < written[0][0].stop, written[:2]
+        # the Z slider still starts at 0 and is labelled Z (napari's default label "-3" read as a start)
+        assert viewer.dims.range[0].start == 0 and viewer.dims.axis_labels[0] == "Z"
+        sliders = viewer.window._qt_viewer.dims.slider_widgets
+        assert sliders[0].axis_label.text() == "Z"
     assert not notes["error"], notes["error"]
     done = widget.result_event
     assert done is not None and done.image is not None and not done.stopped

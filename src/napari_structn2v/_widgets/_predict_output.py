@@ -126,6 +126,52 @@ class PredictOutput:
         self.layer.refresh()
 
 
+def camera(viewer: napari.Viewer) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+def view_focus(viewer: napari.Viewer, layer: Any, axes: str) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """Where the viewer looks in ``layer``'s data (axes ``axes``), for the order of the tiles: the
+    slice (the axes not displayed, e.g. ``{"Z": 15}``) and the middle of the canvas (the displayed
+    axes), in data pixels clipped to the image; None for either when there is none (an RGB layer,
+    whose axes do not match its dimensions, gets neither)."""
+    if len(axes) != layer.ndim:
+        return None, None
+    dims = viewer.dims
+    world = np.asarray(dims.point, dtype=float).copy()
+    displayed = list(dims.displayed)
+    centre = tuple(camera(viewer).center)[-len(displayed):]  # world coordinates of the displayed axes
+    for d, c in zip(displayed, centre):
+        world[d] = c
+    offset = dims.ndim - layer.ndim
+    data = np.asarray(layer.world_to_data(world[offset:]), dtype=float)
+    shape = layer.data[0].shape if getattr(layer, "multiscale", False) else layer.data.shape
+    focus: dict[str, float] = {}
+    near: dict[str, float] = {}
+    for i, a in enumerate(axes):
+        if a != "C" and np.isfinite(data[i]):
+            (near if i + offset in displayed else focus)[a] = float(np.clip(np.round(data[i]), 0, shape[i] - 1))
+    return focus or None, near or None
+
+
+class ViewFocus:
+    """:func:`view_focus` of one layer, kept current on the main thread (call :meth:`update` from
+    the viewer's events); calling it returns the latest ``(focus, near)``, so a worker can read
+    where the user looks when its prediction starts without touching the viewer."""
+
+    def __init__(self, viewer: napari.Viewer, layer: Any, axes: str) -> None:
+        self.viewer, self.layer, self.axes = viewer, layer, axes
+        self.value = view_focus(viewer, layer, axes)
+
+    def update(self, *args: Any) -> None:
+        self.value = view_focus(self.viewer, self.layer, self.axes)
+
+    def __call__(self) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+        return self.value
+
+
 def _reuse_or_add(viewer: napari.Viewer, source: Any, shape: tuple[int, ...], data: Any,
                   temp: str | None) -> tuple[Any, bool]:
     """Reuse or add the zero output layer for ``source`` (``data`` is a zarr store or None for an

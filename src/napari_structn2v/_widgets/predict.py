@@ -46,7 +46,7 @@ from ._layers import (
     report_error,
 )
 from ._predict_export import BmzExportMixin
-from ._predict_output import REFRESH_MS, TEMP_STORE_KEY, Discard, PredictOutput
+from ._predict_output import REFRESH_MS, TEMP_STORE_KEY, Discard, PredictOutput, view_focus
 from ._worker import guard_slot, on_click
 
 if TYPE_CHECKING:
@@ -73,17 +73,18 @@ def _checked_input(model: Any, image: Any, axes: str | None) -> tuple[str, list[
     return axes, [str(w.message) for w in caught if issubclass(w.category, StructN2VWarning)]
 
 
-def _run_prediction(model, image, axes, tile, overlap, device, tta, check=False, *, should_stop):
+def _run_prediction(model, image, axes, tile, overlap, device, tta, check=False, focus=(None, None), *, should_stop):
     """Worker body: plain data in, core ``TileDone``/``PredictDone`` events out. With ``check`` the
     input checks run here, off the main thread (a lazy input's NaN check reads all of it once);
-    their warnings come out as :class:`Warned` events."""
+    their warnings come out as :class:`Warned` events. ``focus`` is ``(focus, near)``: the tiles
+    where the user looks come first."""
     if check:
         for message in _checked_input(model, image, axes)[1]:
             yield Warned(message)
     return (
         yield from model.predict_iter(
             image, axes, tile=tile, overlap=overlap, device=device, tta=tta, should_stop=should_stop, check=False,
-            out=Discard(image.shape),
+            out=Discard(image.shape), focus=focus[0], near=focus[1],
         )
     )
 
@@ -297,9 +298,10 @@ class PredictWidget(BmzExportMixin, JobWidget):
             return self._refuse(f"cannot write the zarr output: {exc}")
         self._reset_progress()
         overlap = self.overlap.value()
+        # the slice on view first: a 64-slice volume filled from z = 0 left slice 40 grey for most of the run
         return self.job.start(
             _run_prediction, model, image, axes, self.tile.value(), None if overlap < 0 else overlap,
-            self.device.currentText(), self.tta.isChecked(), lazy,
+            self.device.currentText(), self.tta.isChecked(), lazy, view_focus(self.viewer, source, axes),
         )
 
     def _reset_progress(self) -> None:

@@ -39,7 +39,7 @@ from ._choice import share_layer_choice
 from ._form import SECONDS_PER, TIME_UNITS, set_time_unit
 from ._job import JobWidget
 from ._layers import LayerCombo, describe_error, layer_array, layer_axes, notify_error, notify_info
-from ._predict_output import REFRESH_MS, PredictOutput, output_layer_name
+from ._predict_output import REFRESH_MS, PredictOutput, ViewFocus, camera, output_layer_name
 from ._worker import on_click
 from .mask_designer import BlindMaskWidget
 from .noise_analysis import NoiseAnalysisWidget
@@ -64,14 +64,15 @@ class Unreliable:
         self.message = str(error)
 
 
-def _run_denoise(image, axes, dark, dark_axes, config, tta, *, should_stop):
+def _run_denoise(image, axes, dark, dark_axes, config, tta, focus=None, *, should_stop):
     """Worker body: plain data in, the pipeline's events out; an untrustworthy mask suggestion ends
-    the run as one :class:`Unreliable` event (a user's situation, not a failure)."""
+    the run as one :class:`Unreliable` event (a user's situation, not a failure). ``focus`` returns
+    where the user looks (a :class:`ViewFocus`), read when prediction starts."""
     from ..pipeline import UnreliableNoiseError, denoise_iter
 
     try:
         yield from denoise_iter(image, axes, dark=dark, dark_axes=dark_axes, config=config, tta=tta,
-                                should_stop=should_stop)
+                                should_stop=should_stop, focus=focus)
     except UnreliableNoiseError as exc:
         yield Unreliable(exc)
 
@@ -87,6 +88,7 @@ class StructN2VWidget(JobWidget):
             stoppable=True, reserve_core=True,
         )
         self._output: PredictOutput | None = None
+        self._focus: ViewFocus | None = None  # where the user looks, for the order of the tiles
         self._source_name = ""
         self._shape: tuple[int, ...] = ()
         self._budget_s = 0.0
@@ -106,6 +108,8 @@ class StructN2VWidget(JobWidget):
         self.image_combo.changed.connect(self._guess_axes)
         self.dark_combo.changed.connect(self._dark_chosen)
         self.budget_unit.currentTextChanged.connect(lambda unit: set_time_unit(self.budget, unit))
+        self._listen(self.viewer.dims.events.current_step, self._update_focus)
+        self._listen(camera(self.viewer).events.center, self._update_focus)
         self.auto_button.clicked.connect(on_click(self.start))
         self.stop_button.clicked.connect(on_click(self.stop))
         self._guess_axes()
@@ -226,6 +230,8 @@ class StructN2VWidget(JobWidget):
         except StructN2VError as exc:
             return self._refuse(describe_error(exc))
         self._source_name = self.image_combo.layer().name
+        # read by the worker when prediction starts: the slice on view then is denoised first
+        self._focus = ViewFocus(self.viewer, self.image_combo.layer(), axes)
         self._shape = image.shape
         self._budget_s = config.max_time_s
         self._output = None
@@ -235,7 +241,12 @@ class StructN2VWidget(JobWidget):
         self.train.plot.clear()
         where = "the dark frame" if dark is not None else "the image's background"
         self.status.setText(f"Analysing the noise of {where}…")
-        return self.job.start(_run_denoise, image, axes, dark, dark_axes, config, self.predict.tta.isChecked())
+        return self.job.start(_run_denoise, image, axes, dark, dark_axes, config, self.predict.tta.isChecked(),
+                              self._focus)
+
+    def _update_focus(self, *args: Any) -> None:
+        if self._focus is not None and self.running:
+            self._focus.update()
 
     def _on_event(self, event: Any) -> None:
         from ..pipeline import DenoiseDone, MaskChosen
