@@ -129,7 +129,8 @@ def test_one_dark_frame_for_a_volume_warns():
 
 
 def test_bmz_export_refuses_a_pattern(tmp_path):
-    from napari_structn2v.bmz import BMZError, export_bmz
+    from napari_structn2v.bmz import export_bmz
+    from napari_structn2v.bmz_package import BMZError
 
     noisy, dark, _ = _camera(4)
     model = _train(noisy, estimate_fixed_pattern(dark, "ZYX"), steps=1)

@@ -33,23 +33,20 @@ have modules of their own; their public names are importable from here too.
 """
 from __future__ import annotations
 
-import io
-import json
 import os
 import re
 import tempfile
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .bmz_package import CONFIG_KEY, BMZError, is_bmz_package, read_package
 from .bmz_readme import N2V2_CITATION, N2V_CITATION, STRUCTN2V_CITATION, readme
 from .bmz_tensors import TEST_SIDE_2D, TEST_SIDE_3D, TEST_SLICES_CONTEXT, cover, halo, min_input_shape, package_space
 from .bmz_tensors import make_test_input as _test_input
-from .errors import ModelFileError, StructN2VError
 
 if TYPE_CHECKING:
     from .model_io import StructN2VModel
@@ -60,14 +57,8 @@ __all__ = [
     "load_bmz", "min_input_shape", "test_bmz",
 ]
 
-#: key under ``config`` in rdf.yaml that holds our model config (mask, normalisation, provenance)
-CONFIG_KEY = "napari_structn2v"
 #: the BMZ ``format_version`` we write
 FORMAT_VERSION = "0.5"
-
-
-class BMZError(StructN2VError):
-    """A BioImage Model Zoo export or test failed, or its optional dependencies are missing."""
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -289,15 +280,6 @@ def test_bmz(path: str | os.PathLike, *, devices: Sequence[str] = ("cpu",)) -> t
 test_bmz.__test__ = False  # not a pytest test despite the name
 
 
-def is_bmz_package(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a zip archive holding a bioimage.io description (rdf.yaml)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n in ("rdf.yaml", "bioimageio.yaml") or n.endswith(".bioimageio.yaml") for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
 def load_bmz(path: str | os.PathLike, *, map_location: str = "cpu") -> StructN2VModel:
     """Open a bioimage.io package written by :func:`export_bmz` as a :class:`StructN2VModel`.
 
@@ -310,44 +292,6 @@ def load_bmz(path: str | os.PathLike, *, map_location: str = "cpu") -> StructN2V
     ModelFileError
         Not a bioimage.io package, a package from another tool, or a corrupt one.
     """
-    import torch
-    import yaml
-
     from .model_io import model_from_parts
 
-    p = Path(path)
-    label = repr(str(p))
-    try:
-        with zipfile.ZipFile(p) as zf:
-            names = zf.namelist()
-            rdf_name = next(
-                (n for n in names if n in ("rdf.yaml", "bioimageio.yaml") or n.endswith(".bioimageio.yaml")), None
-            )
-            if rdf_name is None:
-                raise ModelFileError(f"{label} is a zip archive but not a bioimage.io model package (no rdf.yaml)")
-            rdf = yaml.safe_load(zf.read(rdf_name))
-            if not isinstance(rdf, dict) or rdf.get("type") != "model":
-                raise ModelFileError(f"{label} is a bioimage.io package but not a model")
-            ours = (rdf.get("config") or {}).get(CONFIG_KEY)
-            if not isinstance(ours, dict):
-                raise ModelFileError(
-                    f"{label} is a bioimage.io model ({rdf.get('name', 'unnamed')!r}) not made by napari-structn2v; "
-                    "only packages exported by napari-structn2v can be opened here (run other zoo models "
-                    "with bioimageio.core, deepImageJ or ilastik)"
-                )
-            source = ((rdf.get("weights") or {}).get("pytorch_state_dict") or {}).get("source")
-            if isinstance(source, dict):  # a file description rather than a plain name
-                source = source.get("source")
-            if not isinstance(source, str) or source not in names:
-                raise ModelFileError(f"{label}: the package lacks its pytorch_state_dict weights")
-            state = torch.load(io.BytesIO(zf.read(source)), map_location=map_location, weights_only=True)
-            if ours.get("z_context") and isinstance(state, dict):
-                # a Z-context package's weights are ZContextUNet's: the U-Net is its submodule ``net``
-                state = {n[len("net."):] if n.startswith("net.") else n: v for n, v in state.items()}
-    except ModelFileError:
-        raise
-    except (OSError, zipfile.BadZipFile, yaml.YAMLError) as exc:
-        raise ModelFileError(f"{label} is not a readable bioimage.io package ({type(exc).__name__})") from exc
-    except Exception as exc:
-        raise ModelFileError(f"{label}: cannot read the package's weights ({type(exc).__name__})") from exc
-    return model_from_parts(json.dumps(ours), state, label)
+    return model_from_parts(*read_package(path, map_location=map_location))

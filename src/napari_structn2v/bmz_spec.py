@@ -47,7 +47,7 @@ from bioimageio.spec.model.v0_5 import (
 from pydantic import ValidationError
 
 from . import __version__
-from .bmz import CONFIG_KEY, BMZError
+from .bmz_package import CONFIG_KEY, BMZError
 from .bmz_readme import N2V2_CITATION, N2V_CITATION, STRUCTN2V_CITATION, mask_label
 from .bmz_tensors import halo, min_input_shape, normalisation, package_space
 from .masks import describe_mask
@@ -155,7 +155,7 @@ def describe(
     tags: Sequence[str],
 ) -> ModelDescr:
     """The validated description of the package whose files lie in ``folder`` (as written by
-    :func:`~napari_structn2v.bmz.export_bmz`); :class:`~napari_structn2v.bmz.BMZError` if it
+    :func:`~napari_structn2v.bmz.export_bmz`); :class:`~napari_structn2v.bmz_package.BMZError` if it
     does not validate."""
     preprocessing, postprocessing = _processing(model)
     tags_all = list(dict.fromkeys(["denoising", "structn2v", "noise2void", "self-supervised", "pytorch",

@@ -210,7 +210,7 @@ class TrainConfig:
         it (a line keeps its flips, a square all eight, a diagonal the half turn and the
         transposes), applied after masking to input, target and loss weights together.
     preview_every : int
-        Steps between :class:`~napari_structn2v.training.Preview` events (0: never).
+        Steps between :class:`~napari_structn2v.events.Preview` events (0: never).
     depth, base_filters, n2v2, norm, kernel_size, pool : U-Net architecture (see
         :class:`~napari_structn2v.unet.UNetConfig`; None: 3-pixel kernels and 2x pooling).
     z_net : {"auto", "2d", "3d"}

@@ -32,6 +32,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import DataError, OutputError, OutputExistsError, StructN2VError
+from .io_formats import IMAGE_FORMATS, image_format
 from .ome_zarr import create_ome_zarr, default_chunks, import_zarr, ome_metadata, read_zarr, settle_writes
 from .output_checks import check_output, check_output_folder
 
@@ -41,18 +42,11 @@ __all__ = [
     "open_image", "open_output", "read_image", "write_atomic", "write_image",
 ]
 
-#: extensions write_image understands, with their format
-IMAGE_FORMATS = {".tif": "tiff", ".tiff": "tiff", ".npy": "npy", ".zarr": "zarr"}
 #: files at least this large are memory-mapped (TIFF, .npy) instead of read whole; smaller ones
 #: are read into memory as before (faster to use, and writable)
 MEMMAP_BYTES = 256 << 20
 #: TIFFs whose data pass 4 GB - 32 MB (room for the tags) are written as BigTIFF
 BIGTIFF_BYTES = 2**32 - 2**25
-
-
-def image_format(path: str | Path) -> str | None:
-    """``"tiff"``, ``"npy"``, ``"zarr"`` (also for ``.ome.zarr``) or None, from the extension."""
-    return IMAGE_FORMATS.get(Path(path).suffix.lower())
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch
 
 from . import __version__
 from .axes import spatial_axes, validate_axes
+from .bmz_package import is_bmz_package, read_package
 from .checks import from_torch
 from .config import RULES, boolean, choice, integer, optional, real
 from .devices import resolve_device
@@ -432,10 +433,8 @@ def load_model(path: str | Path, *, map_location: str = "cpu") -> StructN2VModel
     """
     path = Path(path)
     _check_model_path(path)
-    from .bmz import is_bmz_package, load_bmz
-
     if path.suffix.lower() == ".zip" or is_bmz_package(path):
-        return load_bmz(path, map_location=map_location)
+        return model_from_parts(*read_package(path, map_location=map_location))
     with open(path, "rb") as fh:
         if fh.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
             raise ModelFileError(f"{str(path)!r} is not a readable napari-structn2v model file (not a model archive)")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import OutputError
+from .io_formats import image_format
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -56,8 +57,6 @@ def check_output(
     Path
         ``path`` as a Path. Missing parent folders are created by the writers.
     """
-    from .io import image_format  # io re-exports this module's names
-
     p = Path(path)
     if str(path).strip() == "":
         raise OutputError(f"{option} is empty; give a file name")

@@ -128,7 +128,7 @@ def choose_mask(
     strict: bool = True,
 ) -> MaskChosen:
     """The blind mask the noise suggests for ``image``: from ``dark`` when given, else from the
-    darkest, flattest tiles of ``image`` (:func:`~napari_structn2v.noise.find_background`).
+    darkest, flattest tiles of ``image`` (:func:`~napari_structn2v.noise_background.find_background`).
 
     Parameters
     ----------

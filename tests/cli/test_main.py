@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_structn2v import cli
-from napari_structn2v.cli import main
+from napari_structn2v.cli import _console, main
 from napari_structn2v.model_io import load_model
 from tests.cli.helpers import TRAIN
 
@@ -98,7 +97,7 @@ def test_without_a_terminal_progress_is_milestone_lines_on_stdout(model_files, t
 
 
 def test_on_a_terminal_a_tqdm_bar_replaces_the_lines(model_files, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_terminal", lambda: True)
+    monkeypatch.setattr(_console, "_terminal", lambda: True)
     assert main(["train", str(model_files / "noisy.tif"), *TRAIN, "--out", str(tmp_path / "m.pt")]) == 0
     captured = capsys.readouterr()
     assert "train: 100%" in captured.err and "6/6" in captured.err and "loss=" in captured.err

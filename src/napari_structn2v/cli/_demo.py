@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..config import TrainConfig
-from . import Progress, log
+from ._console import Progress, log
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

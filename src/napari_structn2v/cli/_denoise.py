@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError, OutputError
 from ..pipeline import DEFAULT_TIME_S, too_few_steps
-from . import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
+from ._console import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
 from ._train import TrainMeter, _save_model
 from ._train import _StopFlag as _InterruptFlag

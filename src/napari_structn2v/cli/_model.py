@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Any
 
-from . import log
+from ._console import log
 
 
 def add_export_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

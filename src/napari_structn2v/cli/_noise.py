@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from . import IMAGE_SUFFIXES, log
+from ._console import IMAGE_SUFFIXES, log
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from . import IMAGE_SUFFIXES, Progress, log
+from ._console import IMAGE_SUFFIXES, Progress, log
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def _expand_inputs(patterns: Sequence[str]) -> list[Path]:
     """Input paths from files, folders (their images, sorted) and globs (``'raw/*.tif'``)."""
     import glob
 
-    from ..io import image_format
+    from ..io_formats import image_format
 
     found: list[Path] = []
     for text in patterns:

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import TrainConfig, parse_duration
 from ..errors import OutputError, StructN2VError
 from ..settings import CLI_SETTINGS, Setting
-from . import EXIT_INTERRUPTED, EXIT_TERMINATED, Progress, Terminated, log
+from ._console import EXIT_INTERRUPTED, EXIT_TERMINATED, Progress, Terminated, log
 from ._noise import dark_pattern, resolve_mask
 
 
