@@ -72,8 +72,8 @@ def score(out: np.ndarray, gt: np.ndarray, axes: str) -> dict:
 
 def row_setup(row: str, d: dict, twin: dict, axes: str):
     """(data, mask, fixed_pattern, TrainConfig changes) of a row."""
-    from napari_structn2v.noise import analyze_noise
-    from napari_structn2v.noise_fixed import estimate_fixed_pattern
+    from napari_structn2v.noise.analysis import analyze_noise
+    from napari_structn2v.noise.fixed_pattern import estimate_fixed_pattern
 
     if row == "today":
         return d["noisy"], analyze_noise(d["dark"], axes=axes).mask, None, {}
@@ -93,7 +93,7 @@ def row_setup(row: str, d: dict, twin: dict, axes: str):
 def step_rate(data, axes, mask, fixed, changes, steps: int) -> float:
     """Steps per second after a warm-up of 3 steps."""
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import TrainStep, train_iter
+    from napari_structn2v.training.loop import TrainStep, train_iter
 
     times = []
     for ev in train_iter(data, axes, mask, TrainConfig(steps=steps + 3, val_fraction=0, **changes), fixed_pattern=fixed):
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     import torch
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     results = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").exists() else {}
     for name in args.sets.split(","):

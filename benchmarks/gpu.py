@@ -63,7 +63,7 @@ def timed(fn, dev, warmup: int, repeats: int) -> float:
 def train_loop(images, axes: str, mask: str, dev, *, amp: bool, warmup: int, steps: int, **cfg) -> float:
     """Patches/s of ``train_iter``: median gap between TrainStep events after ``warmup`` steps."""
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train_iter
+    from napari_structn2v.training.loop import train_iter
 
     config = TrainConfig(steps=warmup + steps, val_fraction=0.0, device=str(dev), amp=amp, seed=0, **cfg)
     gaps = step_gaps(train_iter(images, axes, mask, config), warmup, lambda: sync(dev))
@@ -74,8 +74,8 @@ def bare_step(nd: int, batch: int, patch: tuple[int, ...], dev, *, channels_last
     """Patches/s of a bare step of the default U-Net: forward, MSE, backward, Adam."""
     import torch
 
-    from napari_structn2v.inference import memory_format
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.nn.inference import memory_format
+    from napari_structn2v.nn.unet import UNet, UNetConfig
 
     torch.manual_seed(0)
     net = UNet(UNetConfig(spatial_ndim=nd, base_filters=16)).to(dev)
@@ -104,8 +104,8 @@ def bare_step(nd: int, batch: int, patch: tuple[int, ...], dev, *, channels_last
 
 def predict_rows(dev, shape2d, shape3d, repeats: int) -> list[dict]:
     """Prediction speed, 2D and 3D, default format and float32, TTA off and on (4 flips)."""
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
 
     rows = []
     for nd, shape in ((2, shape2d), (3, shape3d)):
@@ -127,9 +127,9 @@ def precision_row(dev, steps: int, batch: int) -> dict:
     """PSNR change of the default number format against float32 on a synthetic 2D image, for a
     model trained ``steps`` steps on it."""
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.inference import resolve_precision
+    from napari_structn2v.nn.inference import resolve_precision
     from napari_structn2v.synthetic import make_sample
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     s = make_sample("2d", seed=0, size=256)
     model = train(s["noisy"], "YX", "9x1", TrainConfig(steps=steps, batch_size=batch, device=str(dev), val_fraction=0.0, seed=0))

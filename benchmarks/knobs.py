@@ -35,8 +35,8 @@ def main(argv: list[str]) -> int:
     from skimage.metrics import peak_signal_noise_ratio as psnr
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.noise import analyze_noise
-    from napari_structn2v.training import TrainDone, TrainStep, train_iter
+    from napari_structn2v.noise.analysis import analyze_noise
+    from napari_structn2v.training.loop import TrainDone, TrainStep, train_iter
 
     if len(argv) < 2:
         sys.exit(__doc__)

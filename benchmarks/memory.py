@@ -48,7 +48,7 @@ def _make_input(shape: tuple[int, ...], path: str) -> None:
     import numpy as np
     import zarr
 
-    from napari_structn2v.io import ome_metadata
+    from napari_structn2v.io.images import ome_metadata
 
     group = zarr.open_group(path, mode="w", zarr_format=2)
     arr = group.create_array("0", shape=shape, chunks=tuple(min(c, s) for c, s in zip(CHUNKS, shape)), dtype="uint16")
@@ -64,10 +64,10 @@ def _predict(path: str, out_path: str, tile: int) -> dict:
     import numpy as np
     import torch
 
-    from napari_structn2v.io import open_image, open_output
-    from napari_structn2v.masks import box_mask
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.io.images import open_image, open_output
+    from napari_structn2v.method.masks import box_mask
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
 
     torch.set_num_threads(PREDICT_THREADS)
     image = open_image(path)

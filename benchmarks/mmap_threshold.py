@@ -26,10 +26,10 @@ def _child(what: str) -> float:
     import torch
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.masks import box_mask
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.training import train
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.method.masks import box_mask
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
+    from napari_structn2v.training.loop import train
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

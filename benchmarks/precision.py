@@ -51,8 +51,8 @@ def model_for(name: str, folder: Path, axes: str, mask: str, models: Path, steps
     import tifffile
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.model_io import load_model
-    from napari_structn2v.training import train
+    from napari_structn2v.model import load_model
+    from napari_structn2v.training.loop import train
 
     path = models / f"{name}.pt"
     if path.exists():
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     import tifffile
     import torch
 
-    from napari_structn2v.inference import cpu_has_bfloat16
+    from napari_structn2v.nn.inference import cpu_has_bfloat16
 
     dev = torch.device(args.device)
     formats = ["bfloat16", "float16"] if dev.type == "cuda" else (["bfloat16"] if cpu_has_bfloat16() else [])

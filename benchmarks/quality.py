@@ -102,7 +102,7 @@ def score(denoised: np.ndarray, gt: np.ndarray, set_name: str) -> dict:
 
 # ------------------------------------------------------------------------------------ methods
 def run_self_supervised(noisy, axes, mask, cfg, log_every=250):
-    from napari_structn2v.training import TrainDone, TrainStep, train_iter
+    from napari_structn2v.training.loop import TrainDone, TrainStep, train_iter
 
     t0 = time.perf_counter()
     model, last = None, None
@@ -126,12 +126,12 @@ def run_n2gt(noisy, gt, axes, cfg, log_every=250):
     full-patch MSE, same steps / batch / lr / schedule / flips / validation split as N2V."""
     import torch
 
-    from napari_structn2v.budget import lr_factor
-    from napari_structn2v.checks import patch_shape
-    from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays, split_validation
     from napari_structn2v.devices import resolve_device
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
+    from napari_structn2v.training.budget import lr_factor
+    from napari_structn2v.training.checks import patch_shape
+    from napari_structn2v.training.data import PatchSampler, normalize, percentiles, prepare_arrays, split_validation
 
     arrays, sp = prepare_arrays(noisy, axes)
     gts, _ = prepare_arrays(gt, axes)
@@ -329,7 +329,7 @@ def main(argv=None) -> int:
     import torch
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.noise import analyze_noise
+    from napari_structn2v.noise.analysis import analyze_noise
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_structn2v.noise import analyze_noise, find_background
+from napari_structn2v.noise.analysis import analyze_noise, find_background
 from napari_structn2v.synthetic import make_sample
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"

@@ -1,6 +1,6 @@
 """Training and prediction speed benchmark (issue #2, section 6).
 
-Measures, with the package's own training loop (:func:`napari_structn2v.training.train_iter`):
+Measures, with the package's own training loop (:func:`napari_structn2v.training.loop.train_iter`):
 
 * 2D training throughput (steps/s, patches/s): patch 64x64, batch 16, depth 2, mask 9x1, with
   32 base filters and with the StructN2V paper's 16-filter net;
@@ -54,7 +54,7 @@ def sync(device: str) -> None:
 def step_gaps(events, warmup: int, wait) -> list[float]:
     """Seconds between consecutive ``TrainStep`` events of ``events`` after ``warmup`` steps;
     ``wait()`` lets the device finish before each reading (also used by ``gpu.py``)."""
-    from napari_structn2v.training import TrainStep
+    from napari_structn2v.training.loop import TrainStep
 
     gaps, last = [], None
     for ev in events:
@@ -83,11 +83,11 @@ def bench_train(name: str, images, axes: str, mask: str, cfg, warmup: int, timed
     """Median step time of train_iter plus the median time of blind_mask_batch alone."""
     import torch
 
-    from napari_structn2v.blindspot import blind_mask_batch, mask_offsets
-    from napari_structn2v.checks import patch_shape
-    from napari_structn2v.data import PatchSampler, normalize, percentiles, prepare_arrays
-    from napari_structn2v.masks import parse_mask_spec
-    from napari_structn2v.training import train_iter
+    from napari_structn2v.method.blindspot import blind_mask_batch, mask_offsets
+    from napari_structn2v.method.masks import parse_mask_spec
+    from napari_structn2v.training.checks import patch_shape
+    from napari_structn2v.training.data import PatchSampler, normalize, percentiles, prepare_arrays
+    from napari_structn2v.training.loop import train_iter
 
     cfg.steps = warmup + timed
     cfg.val_fraction = 0.0
@@ -157,8 +157,14 @@ def _predict_model(pkg, nd: int, filters: int, kernel, pool, state: dict | None)
 
     import torch
 
-    unet = importlib.import_module(pkg.__name__ + ".unet")
-    model_io = importlib.import_module(pkg.__name__ + ".model_io")
+    def module(new: str, old: str):  # --compare may name a tree from before the subpackages (0.2)
+        try:
+            return importlib.import_module(f"{pkg.__name__}.{new}")
+        except ModuleNotFoundError:
+            return importlib.import_module(f"{pkg.__name__}.{old}")
+
+    unet = module("nn.unet", "unet")
+    model_io = module("model", "model_io")
     torch.manual_seed(0)
     arch = unet.UNetConfig(spatial_ndim=nd, base_filters=filters, kernel_size=kernel, pool=pool)
     net = unet.UNet(arch).eval()

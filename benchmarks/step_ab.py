@@ -32,7 +32,7 @@ import json, statistics, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[2]))
 from napari_structn2v.config import TrainConfig
-from napari_structn2v.training import TrainStep, train_iter
+from napari_structn2v.training.loop import TrainStep, train_iter
 shape, axes, mask, over, warm, timed = json.loads(sys.argv[1])
 img = np.random.default_rng(0).random(shape, dtype=np.float32)
 cfg = TrainConfig(steps=warm + timed, val_fraction=0.0, device="cpu", **over)

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     import tifffile
     import torch
 
-    from napari_structn2v import model_io
+    from napari_structn2v import model as model_io
 
     torch.set_num_threads(args.threads)
     rows = []

@@ -29,9 +29,9 @@ TOLERANCE = 1e-5  # the issue's bound for predict_dask against single-process pr
 def _model():
     import torch
 
-    from napari_structn2v.masks import box_mask
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.method.masks import box_mask
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
 
     torch.manual_seed(0)
     arch = UNetConfig(spatial_ndim=3, in_channels=1, out_channels=1, base_filters=4, depth=2)
@@ -46,7 +46,7 @@ def _timed(fn) -> tuple[np.ndarray, float]:
 
 def _cluster_run(model, src, tile: int, client) -> np.ndarray:
     """One run as the CLI's ``--cluster`` does it: each block written here as it arrives."""
-    from napari_structn2v.distributed import predict_on_cluster
+    from napari_structn2v.prediction.distributed import predict_on_cluster
 
     out = np.zeros(src.shape, np.float32)
     for _ in predict_on_cluster(model, src, "ZYX", out, client, tile=tile, tta=False):
@@ -60,7 +60,7 @@ def _on_cluster(model, src, tile: int, workers: int, glibc_defaults: bool = Fals
     mmap threshold at 128 kB; ``glibc_defaults`` leaves that variable out."""
     import dask
 
-    from napari_structn2v.distributed import connect
+    from napari_structn2v.prediction.distributed import connect
 
     unset = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None} if glibc_defaults else {}
     with dask.config.set(unset):

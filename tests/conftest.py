@@ -12,7 +12,7 @@ def tiny_trained():
     """A model trained for 2 steps (YX, 3x1 mask, 8 filters, CPU) on ``structured_image(64)``, once
     per session. Shared: a test must not change it; take ``tiny_model`` for a copy of its own."""
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     return train(
         structured_image(64), "YX", "3x1",

@@ -10,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from napari_structn2v.model_io import StructN2VModel
+    from napari_structn2v.model import StructN2VModel
 
 
 def structured_image(size: int = 64) -> np.ndarray:
@@ -46,9 +46,9 @@ def untrained_model(
     """
     import torch
 
-    from napari_structn2v.masks import box_mask
-    from napari_structn2v.model_io import StructN2VModel, new_model_config
-    from napari_structn2v.unet import UNet, UNetConfig
+    from napari_structn2v.method.masks import box_mask
+    from napari_structn2v.model import StructN2VModel, new_model_config
+    from napari_structn2v.nn.unet import UNet, UNetConfig
 
     torch.manual_seed(seed)
     cfg = UNetConfig(**{"in_channels": channels, "out_channels": channels, **arch})

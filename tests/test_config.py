@@ -65,7 +65,7 @@ def test_masked_fraction_must_leave_visible_pixels():
     """Issue 17: a share of active pixels whose masks hide (nearly) every pixel is refused."""
     from napari_structn2v.config import check_masked_fraction
     from napari_structn2v.errors import ConfigError
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     check_masked_fraction(0.5, 1)  # half visible
     check_masked_fraction(0.02, 11)

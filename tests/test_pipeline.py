@@ -10,7 +10,7 @@ import pytest
 from napari_structn2v.config import TrainConfig
 from napari_structn2v.errors import StructN2VError, StructN2VWarning
 from napari_structn2v.events import PredictDone, TileDone, TrainDone, TrainStep
-from napari_structn2v.noise import analyze_noise, find_background
+from napari_structn2v.noise.analysis import analyze_noise, find_background
 from napari_structn2v.pipeline import (
     MIN_STEPS,
     DenoiseDone,
@@ -120,7 +120,7 @@ def test_result_is_denoised_in_the_input_scale_and_the_model_is_usable(sample64,
     assert np.abs(out - clean).mean() < 0.7 * np.abs(image - clean).mean()
     # the model predicts the same again, also after a round trip through a file
     np.testing.assert_allclose(result.model.predict(image, "YX"), out, rtol=1e-5, atol=1e-3)
-    from napari_structn2v.model_io import load_model
+    from napari_structn2v.model import load_model
 
     path = result.model.save(tmp_path / "m.pt")
     np.testing.assert_allclose(load_model(path).predict(image, "YX"), out, rtol=1e-5, atol=1e-3)

@@ -12,26 +12,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 _LAZY = {
-    "analyze_noise": "noise",
-    "autocorrelation": "noise",
-    "power_spectrum": "noise",
-    "suggest_mask": "noise",
-    "NoiseAnalysis": "noise",
-    "parse_mask_spec": "masks",
-    "mask_to_spec": "masks",
-    "box_mask": "masks",
-    "load_mask": "masks",
-    "save_mask": "masks",
+    "analyze_noise": "noise.analysis",
+    "autocorrelation": "noise.analysis",
+    "power_spectrum": "noise.analysis",
+    "suggest_mask": "noise.analysis",
+    "NoiseAnalysis": "noise.analysis",
+    "parse_mask_spec": "method.masks",
+    "mask_to_spec": "method.masks",
+    "box_mask": "method.masks",
+    "load_mask": "method.masks",
+    "save_mask": "method.masks",
     "TrainConfig": "config",
-    "train": "training",
-    "train_iter": "training",
-    "StructN2VModel": "model_io",
-    "load_model": "model_io",
+    "train": "training.loop",
+    "train_iter": "training.loop",
+    "StructN2VModel": "model",
+    "load_model": "model",
     "StructN2VError": "errors",
-    "export_bmz": "bmz",
-    "predict_dask": "distributed",
-    "loss_history": "history",
-    "save_loss_csv": "history",
+    "export_bmz": "bmz.export",
+    "predict_dask": "prediction.distributed",
+    "loss_history": "training.history",
+    "save_loss_csv": "training.history",
     "denoise": "pipeline",
     "denoise_iter": "pipeline",
     "DenoiseResult": "pipeline",
@@ -41,16 +41,16 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .bmz import export_bmz
+    from .bmz.export import export_bmz
     from .config import TrainConfig
-    from .distributed import predict_dask
     from .errors import StructN2VError
-    from .history import loss_history, save_loss_csv
-    from .masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
-    from .model_io import StructN2VModel, load_model
-    from .noise import NoiseAnalysis, analyze_noise, autocorrelation, power_spectrum, suggest_mask
+    from .method.masks import box_mask, load_mask, mask_to_spec, parse_mask_spec, save_mask
+    from .model import StructN2VModel, load_model
+    from .noise.analysis import NoiseAnalysis, analyze_noise, autocorrelation, power_spectrum, suggest_mask
     from .pipeline import DenoiseResult, UnreliableNoiseError, denoise, denoise_iter
-    from .training import train, train_iter
+    from .prediction.distributed import predict_dask
+    from .training.history import loss_history, save_loss_csv
+    from .training.loop import train, train_iter
 
 
 def __getattr__(name: str) -> Any:

@@ -191,7 +191,7 @@ class TrainConfig:
         cell of a grid (stratified). Refused when the blind masks around them would leave under
         1 % of the patch visible (:func:`check_masked_fraction`).
     replacement : {"segment", "random_pixel", "uniform"}
-        What hidden pixels become (see :func:`~napari_structn2v.blindspot.blind_mask_batch`).
+        What hidden pixels become (see :func:`~napari_structn2v.method.blindspot.blind_mask_batch`).
     val_fraction : float
         Share of each image (rows at the bottom) held out for validation; 0 disables it.
     val_every : int
@@ -212,7 +212,7 @@ class TrainConfig:
     preview_every : int
         Steps between :class:`~napari_structn2v.events.Preview` events (0: never).
     depth, base_filters, n2v2, norm, kernel_size, pool : U-Net architecture (see
-        :class:`~napari_structn2v.unet.UNetConfig`; None: 3-pixel kernels and 2x pooling).
+        :class:`~napari_structn2v.nn.unet.UNetConfig`; None: 3-pixel kernels and 2x pooling).
     z_net : {"auto", "2d", "3d"}
         For data with a Z axis: ``"3d"`` trains a 3D network, ``"2d"`` a 2D network over the Z
         slices (Z becomes a sample axis and the mask its central YX plane), ``"auto"`` the 2D one

@@ -1,8 +1,8 @@
 """The typed events that long jobs yield (torch-free, so GUIs and scripts can import them cheaply).
 
-Training (:func:`napari_structn2v.training.train_iter`) yields :class:`TrainStep`,
+Training (:func:`napari_structn2v.training.loop.train_iter`) yields :class:`TrainStep`,
 :class:`Validation`, :class:`Preview` and finally :class:`TrainDone`; prediction
-(:meth:`napari_structn2v.model_io.StructN2VModel.predict_iter`) yields :class:`TileDone` per tile and
+(:meth:`napari_structn2v.model.StructN2VModel.predict_iter`) yields :class:`TileDone` per tile and
 finally :class:`PredictDone`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .model_io import StructN2VModel
+    from .model import StructN2VModel
 
 
 @dataclass(frozen=True)

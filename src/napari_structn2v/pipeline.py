@@ -24,8 +24,8 @@ from .events import PredictDone, Preview, TileDone, TrainDone, TrainStep, Valida
 
 if TYPE_CHECKING:
     from .config import TrainConfig
-    from .model_io import StructN2VModel
-    from .noise import NoiseAnalysis
+    from .model import StructN2VModel
+    from .noise.analysis import NoiseAnalysis
 
 __all__ = [
     "DEFAULT_TIME_S", "DenoiseDone", "DenoiseResult", "MaskChosen", "UnreliableNoiseError",
@@ -47,7 +47,7 @@ ADVICE = "give a dark frame, draw a region that holds only noise, or pass the ma
 class MaskChosen:
     """The blind mask suggested for the image: the first event of :func:`denoise_iter`.
 
-    ``analysis`` is :func:`~napari_structn2v.noise.analyze_noise`'s result (``mask``, ``spec``,
+    ``analysis`` is :func:`~napari_structn2v.noise.analysis.analyze_noise`'s result (``mask``, ``spec``,
     ``reliable``, ``warnings``, ``report()``); ``source`` says what was analysed, in words;
     ``corners`` are the YX corners of the background tiles and ``tile`` their side (both None
     for a dark frame).
@@ -128,7 +128,7 @@ def choose_mask(
     strict: bool = True,
 ) -> MaskChosen:
     """The blind mask the noise suggests for ``image``: from ``dark`` when given, else from the
-    darkest, flattest tiles of ``image`` (:func:`~napari_structn2v.noise_background.find_background`).
+    darkest, flattest tiles of ``image`` (:func:`~napari_structn2v.noise.background.find_background`).
 
     Parameters
     ----------
@@ -152,7 +152,7 @@ def choose_mask(
         The analysis, its source in words, and the background tiles' corners and side.
     """
     from .axes import validate_axes
-    from .noise import analyze_noise, find_background
+    from .noise.analysis import analyze_noise, find_background
 
     ax = validate_axes(axes, np.ndim(image))
     if dark is not None:
@@ -237,7 +237,7 @@ def denoise_iter(
     dark, dark_axes
         A dark frame for the mask, and its axes (see :func:`choose_mask`). A stack of dark frames
         in which the camera's fixed pattern shows (without ``mask``) also has the pattern
-        subtracted in training and stored in the model (:func:`~napari_structn2v.noise.analyze_noise`
+        subtracted in training and stored in the model (:func:`~napari_structn2v.noise.analysis.analyze_noise`
         with ``dark=True``).
     mask : np.ndarray or str, optional
         The blind mask (bool array or a ``WxH[xD]`` spec such as ``"9x1"``); skips the analysis.
@@ -249,7 +249,7 @@ def denoise_iter(
         Average the flips that keep the mask's orientation in prediction (4x slower, ~0.3 dB better);
         ``"half-turn"``: only the identity and the 180-degree turn (2 passes).
     tile : int or sequence, optional
-        Prediction tile side (default: :meth:`~napari_structn2v.model_io.StructN2VModel.predict_iter`'s).
+        Prediction tile side (default: :meth:`~napari_structn2v.model.StructN2VModel.predict_iter`'s).
     should_stop : callable, optional
         Returning True ends training; the model so far then denoises the image (unless no step
         ran). A new stop during prediction (``should_stop`` returning False once after training,
@@ -259,7 +259,7 @@ def denoise_iter(
         ``axes`` without S and T); without ``config``, every 50 steps (the dock's rate).
     focus : mapping or callable, optional
         Which tiles are denoised first (axis letter -> data coordinate, e.g. ``{"Z": 15}``; see
-        :func:`~napari_structn2v.tiling.plan_tiles`), or a callable returning ``(focus, near)``,
+        :func:`~napari_structn2v.prediction.tiling.plan_tiles`), or a callable returning ``(focus, near)``,
         called when prediction starts (a viewer's slice then, not when training started). The
         result does not depend on it.
 
@@ -280,10 +280,10 @@ def denoise_iter(
     ax = validate_axes(axes, np.ndim(image))
     cfg = _train_config(time_s, config, preview_image is not None)  # a bad budget fails before the analysis
     if not callable(focus):
-        from .tiling import check_point
+        from .prediction.tiling import check_point
 
         check_point(focus, ax, "focus")  # before training, not after it
-    from .prediction import check_dtype, check_finite, check_tta  # torch from here on
+    from .prediction.predict import check_dtype, check_finite, check_tta  # torch from here on
 
     check_tta(tta)  # before training, not after it
     check_dtype(image)
@@ -315,8 +315,8 @@ def denoise_iter(
 
 def _train(image: np.ndarray, axes: str, mask: Any, cfg: TrainConfig, should_stop: Callable[[], bool] | None,
            preview_image: np.ndarray | None, fixed_pattern: Any = None) -> Iterator[Any]:
-    """Yield :func:`~napari_structn2v.training.train_iter`'s events; return its TrainDone."""
-    from .training import train_iter
+    """Yield :func:`~napari_structn2v.training.loop.train_iter`'s events; return its TrainDone."""
+    from .training.loop import train_iter
 
     done = None
     for event in train_iter(image, axes, mask, cfg, should_stop=should_stop, preview_image=preview_image,

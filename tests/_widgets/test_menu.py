@@ -62,7 +62,7 @@ def test_layers_menu_denoises_the_selected_layer(viewer, qtbot, notes, monkeypat
     from napari._app_model import get_app_model
 
     from napari_structn2v._widgets import menu
-    from napari_structn2v.model_io import load_model
+    from napari_structn2v.model import load_model
 
     image = structured_image(64)
     viewer.add_image(structured_image(64)[::-1].copy(), name="other")

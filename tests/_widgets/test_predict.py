@@ -1,5 +1,5 @@
 """The Predict dock (napari_structn2v._widgets.predict): mistakes, dask/zarr layers tile by tile, the axes
-from the picker and the model. Its BMZ export is tested in tests/test_bmz.py, beside the package
+from the picker and the model. Its BMZ export is tested in tests/bmz/test_export.py, beside the package
 helpers it shares."""
 from __future__ import annotations
 
@@ -55,16 +55,16 @@ def test_predict_dask_layer_fills_a_zarr_layer(viewer, qtbot, notes, tmp_path, m
     """A dask/zarr-backed layer is read tile by tile into a zarr-backed output layer (issue 10)."""
     zarr = pytest.importorskip("zarr")
     da = pytest.importorskip("dask.array")
-    from napari_structn2v import io
     from napari_structn2v._widgets.predict import TEMP_STORE_KEY
-    from napari_structn2v.masks import box_mask
+    from napari_structn2v.io import images as io
+    from napari_structn2v.method.masks import box_mask
 
     model = untrained_model("ZYX", box_mask(1, 3, 1), high=[1000.0], spatial_ndim=3, base_filters=4, depth=1)  # halo 10
     img = (np.random.default_rng(0).random((12, 80, 90)) * 1000).astype(np.uint16)
     store = zarr.create_array(tmp_path / "in.zarr", shape=img.shape, chunks=(4, 32, 32), dtype="uint16")
     store[:] = img
     expected = model.predict(img, "ZYX", tile=48, tta=False)
-    from napari_structn2v import prediction
+    from napari_structn2v.prediction import predict as prediction
 
     monkeypatch.setattr(prediction, "INTENSITY_SAMPLES", 2000)  # as if large: the range check reads a sample
     whole = []  # dask arrays of the image's full shape turned into numpy: a load of the whole input
@@ -118,7 +118,7 @@ def test_predict_picker_choice_drives_the_axes(viewer, qtbot):
 
 def test_predict_suggests_the_models_axes_and_reports_failure(viewer, qtbot, notes):
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     stack = np.stack([structured_image(64), structured_image(64)[::-1]])
     viewer.add_image(stack, name="stack")
@@ -154,7 +154,7 @@ def test_predict_lazy_input_to_a_neighbour_slice_model(viewer, qtbot):
     da = pytest.importorskip("dask.array")
     from napari_structn2v.config import TrainConfig
     from napari_structn2v.errors import AxesError
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     vol = np.random.default_rng(3).random((5, 32, 32)).astype(np.float32)
     model = train(vol, "ZYX", "1x3x1", TrainConfig(steps=1, z_context=1, patch_size=32, batch_size=2,

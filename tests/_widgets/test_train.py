@@ -16,7 +16,7 @@ pytest.importorskip("pytestqt")
 
 
 def test_train_errors(viewer, qtbot, notes):
-    from napari_structn2v.masks import box_mask
+    from napari_structn2v.method.masks import box_mask
 
     viewer.add_image(structured_image(64), name="img")
     before = snapshot(viewer)
@@ -170,7 +170,7 @@ def test_rgb_layer_trains_with_the_default_preview(viewer, qtbot, notes):
 
 
 def test_save_model_asks_before_replacing(viewer, qtbot, notes, tmp_path, tiny_model):
-    from napari_structn2v.model_io import load_model
+    from napari_structn2v.model import load_model
 
     train_widget = open_widget(viewer, "Train", qtbot)
     train_widget.state.model = tiny_model
@@ -219,8 +219,8 @@ def test_preview_never_shows_the_untrained_network(viewer, qtbot, notes, monkeyp
     """The core previews step 1 (a fresh network: a flat square over the image); the layer keeps the
     input's crop until a preview from a trained step arrives. Each preview here is filled with its
     step number, so the test sees which steps were shown."""
-    from napari_structn2v import training
     from napari_structn2v.events import Preview
+    from napari_structn2v.training import loop as training
 
     monkeypatch.setattr(training, "_preview", lambda run, step, image: Preview(
         step=run.at(step), image=np.full(image.shape, run.at(step), np.float32)))

@@ -5,8 +5,8 @@ import pytest
 import tifffile
 
 from napari_structn2v.cli import main
-from napari_structn2v.model_io import load_model
-from napari_structn2v.noise import analyze_noise
+from napari_structn2v.model import load_model
+from napari_structn2v.noise.analysis import analyze_noise
 from napari_structn2v.synthetic import make_sample
 from tests.cli.helpers import interrupt_after_first_step
 

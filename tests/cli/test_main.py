@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_structn2v.cli import _console, main
-from napari_structn2v.model_io import load_model
+from napari_structn2v.model import load_model
 from tests.cli.helpers import TRAIN
 
 

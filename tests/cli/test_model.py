@@ -6,7 +6,7 @@ import csv
 import numpy as np
 
 from napari_structn2v.cli import main
-from napari_structn2v.model_io import load_model
+from napari_structn2v.model import load_model
 
 
 def test_info_summarises_and_writes_the_loss_csv(model_files, tmp_path, capsys):

@@ -2,7 +2,7 @@
 import numpy as np
 
 from napari_structn2v.cli import main
-from napari_structn2v.model_io import load_model
+from napari_structn2v.model import load_model
 from tests.cli.helpers import interrupt_after_first_step
 
 

@@ -25,10 +25,10 @@ import tifffile
 from napari_structn2v import errors
 from napari_structn2v.cli import main
 from napari_structn2v.config import TrainConfig
-from napari_structn2v.io import write_image
-from napari_structn2v.model_io import load_model
+from napari_structn2v.io.images import write_image
+from napari_structn2v.model import load_model
 from napari_structn2v.synthetic import correlated_noise, make_sample
-from napari_structn2v.training import train
+from napari_structn2v.training.loop import train
 
 FAST = dict(steps=2, patch_size=32, batch_size=2, base_filters=8, device="cpu", val_fraction=0)
 
@@ -380,7 +380,7 @@ def test_train_never_replaces_a_file_that_appeared_at_out_meanwhile(work, monkey
 
 
 def test_predict_never_replaces_a_file_that_appeared_at_out_meanwhile(work, monkeypatch, capsys):
-    from napari_structn2v.model_io import StructN2VModel
+    from napari_structn2v.model import StructN2VModel
 
     original = StructN2VModel.predict_iter
 
@@ -608,7 +608,7 @@ def test_own_local_cluster_closes_without_worker_noise(capfd):
     pytest.importorskip("distributed")
     import logging
 
-    from napari_structn2v.distributed import connect
+    from napari_structn2v.prediction.distributed import connect
 
     client = connect("local:1")
     try:

@@ -47,7 +47,7 @@ def test_streaming_into_zarr_equals_in_memory(tmp_path, tta):
 
 
 def test_lazy_input_is_read_tile_by_tile_into_a_memmap(tmp_path, monkeypatch):
-    from napari_structn2v import prediction
+    from napari_structn2v.prediction import predict as prediction
 
     monkeypatch.setattr(prediction, "CHECK_BLOCK_VALUES", 5000)  # as if the image were large
     monkeypatch.setattr(prediction, "INTENSITY_SAMPLES", 2000)
@@ -65,7 +65,7 @@ def test_lazy_input_is_read_tile_by_tile_into_a_memmap(tmp_path, monkeypatch):
 
 def test_lazy_checks_find_nan_and_bad_out_shape(tmp_path):
     from napari_structn2v.errors import DataError
-    from napari_structn2v.prediction import check_finite, iter_blocks
+    from napari_structn2v.prediction.predict import check_finite, iter_blocks
 
     img = np.zeros((5, 7, 9), np.float32)
     img[4, 6, 8] = np.nan
@@ -83,7 +83,7 @@ def test_lazy_checks_find_nan_and_bad_out_shape(tmp_path):
 # -- 2. files: OME-Zarr, memory maps, streaming writers, the CLI -----------------------------------
 def test_tif_zarr_round_trip_keeps_axes_and_scale(tmp_path):
     pytest.importorskip("zarr")
-    from napari_structn2v import io
+    from napari_structn2v.io import images as io
 
     img = np.random.default_rng(2).random((2, 3, 20, 30)).astype(np.float32)
     io.write_image(tmp_path / "a.tif", img, axes="TZYX")
@@ -102,7 +102,7 @@ def test_tif_zarr_round_trip_keeps_axes_and_scale(tmp_path):
 
 
 def test_big_files_are_memory_mapped(tmp_path, monkeypatch):
-    from napari_structn2v import io
+    from napari_structn2v.io import images as io
 
     img = np.arange(2 * 40 * 50, dtype=np.float32).reshape(2, 40, 50)
     io.write_image(tmp_path / "a.tif", img, axes="ZYX")
@@ -117,7 +117,7 @@ def test_big_files_are_memory_mapped(tmp_path, monkeypatch):
 
 def test_streaming_writer_is_atomic(tmp_path):
     pytest.importorskip("zarr")
-    from napari_structn2v import io
+    from napari_structn2v.io import images as io
 
     io.write_image(tmp_path / "old.zarr", np.ones((8, 8)), axes="YX")
     with pytest.raises(RuntimeError), io.open_output(tmp_path / "old.zarr", (8, 8), axes="YX") as out:
@@ -138,8 +138,8 @@ def _model_file(tmp_path):
 
 def test_cli_predicts_tif_to_zarr_and_back(tmp_path, capsys):
     pytest.importorskip("zarr")
-    from napari_structn2v import io
     from napari_structn2v.cli import main
+    from napari_structn2v.io import images as io
 
     model = _model_file(tmp_path)
     img = (np.random.default_rng(3).random((2, 40, 50)) * 2).astype(np.float32)
@@ -161,8 +161,8 @@ def test_cli_predicts_tif_to_zarr_and_back(tmp_path, capsys):
 
 
 def test_cli_many_inputs_out_dir_folders_and_globs(tmp_path, capsys):
-    from napari_structn2v import io
     from napari_structn2v.cli import main
+    from napari_structn2v.io import images as io
 
     model = _model_file(tmp_path)
     raw = tmp_path / "raw"
@@ -194,7 +194,7 @@ def _same_weights(a, b):
 @pytest.mark.parametrize("axes,shape,mask", [("SYX", (3, 48, 64), "3x1"), ("ZYX", (12, 40, 48), "1x3x1")])
 def test_lazy_training_equals_in_memory(axes, shape, mask):
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training.loop import train
 
     img = (np.random.default_rng(5).random(shape) * 1000).astype(np.uint16)
     cfg = TrainConfig(steps=3, seed=7, **FAST)
@@ -209,9 +209,9 @@ def test_lazy_training_equals_in_memory(axes, shape, mask):
 
 def test_lazy_training_from_zarr_reads_patches_on_demand(tmp_path):
     zarr = pytest.importorskip("zarr")
-    from napari_structn2v import data
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training import data
+    from napari_structn2v.training.loop import train
 
     img = (np.random.default_rng(6).random((4, 64, 64)) * 1000).astype(np.float32)
     z = zarr.create_array(tmp_path / "t.zarr", shape=img.shape, chunks=(1, 32, 32), dtype="float32")
@@ -239,7 +239,7 @@ class Counting(Guarded):
 
 
 def test_block_cache_reads_blocks_once_and_stays_within_its_bound():
-    from napari_structn2v.data import BlockCache, LazyImage
+    from napari_structn2v.training.data import BlockCache, LazyImage
 
     img = np.random.default_rng(10).integers(0, 1000, (6, 64, 80)).astype(np.uint16)
     src = Counting(img, chunks=(1, 16, 16))
@@ -266,7 +266,7 @@ def test_block_cache_reads_blocks_once_and_stays_within_its_bound():
 
 
 def test_block_shape_caps_big_chunks_and_defaults_without_chunks():
-    from napari_structn2v.data import block_shape
+    from napari_structn2v.training.data import block_shape
 
     assert block_shape(Guarded(np.zeros((3, 40, 600, 700), np.uint16)), "CZYX", 1 << 30) == (3, 16, 256, 256)
     huge = Counting(np.zeros((64, 512, 512), np.float32), chunks=(64, 512, 512))  # one 64 MB chunk
@@ -277,9 +277,9 @@ def test_block_shape_caps_big_chunks_and_defaults_without_chunks():
 @pytest.mark.parametrize("cache_bytes", [None, 3 * 4 * 16 * 16 * 4])  # default; 3 chunks: evictions within a patch
 def test_lazy_training_with_a_small_cache_equals_in_memory(tmp_path, monkeypatch, cache_bytes):
     zarr = pytest.importorskip("zarr")
-    from napari_structn2v import data
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training import train
+    from napari_structn2v.training import data
+    from napari_structn2v.training.loop import train
 
     if cache_bytes is not None:
         monkeypatch.setattr(data, "PATCH_CACHE_BYTES", cache_bytes)
@@ -302,7 +302,7 @@ def test_lazy_training_with_a_small_cache_equals_in_memory(tmp_path, monkeypatch
 
 def test_lazy_image_view_matches_to_internal():
     from napari_structn2v.axes import to_internal
-    from napari_structn2v.data import LazyImage
+    from napari_structn2v.training.data import LazyImage
 
     img = np.random.default_rng(7).random((2, 3, 5, 6, 7)).astype(np.float32)
     for z_as_sample in (False, True):
@@ -341,8 +341,9 @@ def local_cluster():
 
 def test_predict_dask_on_a_local_cluster_and_the_cli(local_cluster, tmp_path, capsys):
     pytest.importorskip("zarr")
-    from napari_structn2v import io, predict_dask
+    from napari_structn2v import predict_dask
     from napari_structn2v.cli import main
+    from napari_structn2v.io import images as io
 
     model = _model()
     img = (np.random.default_rng(9).random((2, 100, 120)) * 2).astype(np.float32)

@@ -156,7 +156,7 @@ def test_wheel_contents(tmp_path):
         meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
         meta = zf.read(meta_name).decode()
     assert "napari_structn2v/napari.yaml" in names
-    assert "napari_structn2v/unet.py" in names
+    assert "napari_structn2v/nn/unet.py" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert not any(n.startswith("tests/") for n in names)
     assert f"Version: {napari_structn2v.__version__}" in meta

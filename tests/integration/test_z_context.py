@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_structn2v.blindspot import BlindSpots, mask_offsets
 from napari_structn2v.config import TrainConfig
 from napari_structn2v.errors import AxesError, DataError
-from napari_structn2v.model_io import load_model
-from napari_structn2v.prediction import context_slices
-from napari_structn2v.train_step import masked_inputs
-from napari_structn2v.training import train
-from napari_structn2v.unet import ZContextUNet, context_index
+from napari_structn2v.method.blindspot import BlindSpots, mask_offsets
+from napari_structn2v.model import load_model
+from napari_structn2v.nn.unet import ZContextUNet, context_index
+from napari_structn2v.prediction.predict import context_slices
+from napari_structn2v.training.loop import train
+from napari_structn2v.training.step import masked_inputs
 
 FAST = dict(patch_size=32, batch_size=4, base_filters=8, val_every=10, device="cpu")
 
@@ -127,7 +127,7 @@ def test_context_shrinks_to_what_thin_volumes_allow_and_needs_independent_z_nois
 
 def test_predict_dask_equals_tiled_prediction_with_context(model2, volume):
     pytest.importorskip("dask")
-    from napari_structn2v.distributed import predict_dask
+    from napari_structn2v.prediction.distributed import predict_dask
 
     vol = np.concatenate([volume] * 3)  # 21 slices: two Z blocks with a halo between them
     lazy = predict_dask(model2, vol, "ZYX", tta=False)
@@ -142,7 +142,7 @@ def test_bmz_export_of_a_context_model_runs_in_bioimageio_and_comes_back(model1,
 
     yaml = pytest.importorskip("yaml")
     pytest.importorskip("bioimageio.core")
-    from napari_structn2v import bmz
+    from napari_structn2v.bmz import export as bmz
 
     if bmz.incompatibility() is not None:
         pytest.skip(bmz.incompatibility())

@@ -39,7 +39,7 @@ def centre_plane(array: np.ndarray) -> np.ndarray:
 class AutocorrView(QWidget):
     """The autocorrelation's centre plane with lag axes, the mask's outline and the power spectrum.
 
-    :meth:`set_analysis` takes a :class:`~napari_structn2v.noise.NoiseAnalysis` (or None),
+    :meth:`set_analysis` takes a :class:`~napari_structn2v.noise.analysis.NoiseAnalysis` (or None),
     :meth:`set_mask` the blind mask, :meth:`set_spectrum` a power spectrum (or None).
     """
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..masks import describe_mask
+from ..method.masks import describe_mask
 
 
 def report_text(analysis: Any) -> str:

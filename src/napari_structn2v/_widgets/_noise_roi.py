@@ -102,7 +102,7 @@ def current_plane(viewer: napari.Viewer, data: np.ndarray, axes: str) -> tuple[n
 
 def background_rectangles(background: Any, lead: list[float], ndim: int) -> list[np.ndarray]:
     """Rectangles (corner arrays of a Shapes layer of ``ndim`` dimensions) around the background
-    tiles found by :func:`~napari_structn2v.noise_background.find_background`; ``lead`` are the coordinates
+    tiles found by :func:`~napari_structn2v.noise.background.find_background`; ``lead`` are the coordinates
     before Y and X (the current slice)."""
     t = background.tile
     rects = []

@@ -13,7 +13,7 @@ from ._layers import layer_data, notify_error, notify_info, notify_warning
 
 def _run_export(model, path, image, axes, overwrite):
     """Worker body: write the BioImage Model Zoo package; yields its path."""
-    from ..bmz import export_bmz
+    from ..bmz.export import export_bmz
 
     yield export_bmz(model, path, image=image, axes=axes, overwrite=overwrite)
 

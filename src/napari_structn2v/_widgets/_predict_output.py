@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Image
 
-from ..io import check_output, create_ome_zarr
+from ..io.images import check_output, create_ome_zarr
 from ._layers import find_layer
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog
 
-from .. import history
+from ..training import history
 from ._layers import notify_error, notify_info, report_error
 
 

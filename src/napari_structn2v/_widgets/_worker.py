@@ -61,7 +61,7 @@ def warm_up_training() -> None:
     mostly held; importing it here, while the user sets up training, keeps that stall out of the
     first training run. It used to run before the device list, which then took 7.2 s to appear.
     """
-    from .. import training  # noqa: F401
+    from ..training import loop as training  # noqa: F401
 
     try:
         import torch._dynamo  # noqa: F401

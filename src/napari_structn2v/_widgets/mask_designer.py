@@ -20,8 +20,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import masks
 from ..errors import StructN2VError
+from ..method import masks
 from ._acf_view import AutocorrView
 from ._layers import install_scroll_layout, notify_warning, report_error
 from ._mask_grid import MaskGrid

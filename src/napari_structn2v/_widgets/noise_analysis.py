@@ -24,9 +24,9 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
-from .. import noise
 from ..errors import StructN2VError
-from ..masks import describe_mask
+from ..method.masks import describe_mask
+from ..noise import analysis as noise
 from ._acf_view import AutocorrView
 from ._choice import share_layer_choice
 from ._job import JobWidget

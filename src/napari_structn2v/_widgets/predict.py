@@ -30,7 +30,7 @@ from superqt.utils import qthrottled
 
 from ..errors import StructN2VError, StructN2VWarning
 from ..events import PredictDone, TileDone
-from ..masks import describe_mask
+from ..method.masks import describe_mask
 from ._choice import share_layer_choice
 from ._devices import DeviceCombo
 from ._job import JobWidget
@@ -222,7 +222,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
     def suggest_axes(self, layer: Any) -> str:
         """Axes for ``layer``: its own (metadata, RGB) if it has them, else the model's adapted to its
         dimensions (a 3D stack for a model trained over slices is ``SYX``, not ``ZYX``), else a guess."""
-        from ..prediction import resolve_axes  # imports torch
+        from ..prediction.predict import resolve_axes  # imports torch
 
         model = self.state.model
         meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
@@ -244,7 +244,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
     # model file -------------------------------------------------------------------------
     def load_model(self, path: str | Path) -> bool:
         """Load a model file into the shared state; False and a notification on failure."""
-        from ..model_io import load_model  # imports torch
+        from ..model import load_model  # imports torch
 
         try:
             model = load_model(path)
@@ -277,7 +277,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
         source = self.image_combo.layer()
         if source is None:
             return self._refuse("Choose an image layer to denoise.")
-        from ..prediction import is_lazy  # imports torch
+        from ..prediction.predict import is_lazy  # imports torch
 
         image = layer_data(source)
         lazy = is_lazy(image)
@@ -324,7 +324,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
 
     def _lazy_axes(self, model: Any, image: Any, axes: str | None) -> str:
         """The axes of a lazy input, with the checks that read no data (dtype, axes, RGB-like)."""
-        from ..prediction import check_dtype, check_rgb_like  # imports torch
+        from ..prediction.predict import check_dtype, check_rgb_like  # imports torch
 
         check_dtype(image)
         # the model's own rule: the data's channels (not its Z-context inputs), and a Z axis for those

@@ -34,7 +34,7 @@ from superqt.utils import qthrottled
 from ..axes import validate_axes
 from ..errors import DataError, StructN2VError
 from ..events import PredictDone, TileDone, TrainDone, TrainStep, Validation
-from ..masks import describe_mask
+from ..method.masks import describe_mask
 from ._choice import share_layer_choice
 from ._form import SECONDS_PER, TIME_UNITS, set_time_unit
 from ._job import JobWidget

@@ -22,10 +22,10 @@ from superqt import QCollapsible
 from superqt.utils import qthrottled
 
 from ..axes import spatial_axes, validate_axes
-from ..checks import check_patch_fits, patch_shape
 from ..config import TrainConfig
 from ..errors import AxesError, DataError, StructN2VError
-from ..masks import describe_mask, validate_mask
+from ..method.masks import describe_mask, validate_mask
+from ..training.checks import check_patch_fits, patch_shape
 from ._choice import share_layer_checklist
 from ._form import SettingsForm
 from ._job import JobWidget
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 def _run_training(images, axes, mask, config, preview_image, resume, pattern=None, *, should_stop):
     """Worker body: plain data in, core training events out (imports torch here, not at load)."""
-    from ..training import train_iter
+    from ..training.loop import train_iter
 
     return (
         yield from train_iter(
@@ -194,7 +194,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         """Read layers and settings into plain data; raises StructN2VError on user mistakes.
 
         Also returns whether a 2D network runs over the Z slices and the neighbour slices it reads
-        (:func:`~napari_structn2v.zcontext.network_mask`, the core's rule)."""
+        (:func:`~napari_structn2v.training.zcontext.network_mask`, the core's rule)."""
         layers = self.layers.layers()
         if not layers:
             raise DataError("Choose at least one image layer to train on.")
@@ -210,7 +210,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
                 raise AxesError(f"Layer {layer.name!r}: {exc}") from exc
             images.append(arr)
         axes = validate_axes(text, images[0].ndim)
-        from ..zcontext import network_mask  # imports torch
+        from ..training.zcontext import network_mask  # imports torch
 
         config = self.config()
         mask = self.state.mask

@@ -23,9 +23,9 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..io import check_output, check_output_folder, write_image
-    from ..masks import box_mask
-    from ..noise import analyze_noise
+    from ..io.images import check_output, check_output_folder, write_image
+    from ..method.masks import box_mask
+    from ..noise.analysis import analyze_noise
     from ..synthetic import make_sample
 
     cfg = TrainConfig(steps=args.steps, seed=args.seed, device=args.device)
@@ -66,7 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo_train(noisy: np.ndarray, mask: np.ndarray, cfg: TrainConfig, label: str, quiet: bool) -> Any:
     """One of the demo's trainings, with a progress bar (or a line at every quarter)."""
-    from ..training import TrainStep, train
+    from ..training.loop import TrainStep, train
 
     with Progress(label, "step", quiet=quiet, lines=4) as progress:
         def show(event: Any) -> None:

@@ -67,7 +67,7 @@ def _mask_file(args: argparse.Namespace) -> str | None:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """--out and --save-model, before anything is read or trained."""
-    from ..io import check_output
+    from ..io.images import check_output
 
     protected = {"the dark frame": args.dark, "the mask file": _mask_file(args)}
     protected = {k: v for k, v in protected.items() if v}
@@ -82,7 +82,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from ..config import TrainConfig, parse_duration
-    from ..io import open_image, read_image
+    from ..io.images import open_image, read_image
 
     cfg = TrainConfig(steps=None, max_time_s=parse_duration(args.time), device=args.device)
     _check_outputs(args)
@@ -90,7 +90,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     image = np.asarray(opened.data)  # trained on whole: read once
     axes = _axes_for(image, args.axes or opened.axes)
     if not (args.axes or opened.axes):
-        from ..prediction import check_rgb_like
+        from ..prediction.predict import check_rgb_like
 
         check_rgb_like(image.shape, axes)
     dark = read_image(args.dark) if args.dark else None
@@ -101,7 +101,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     if done.image is None:
         log.warning("stopped before the first training step; nothing written")
         return EXIT_INTERRUPTED
-    from ..io import write_image
+    from ..io.images import write_image
 
     write_image(args.out, done.image, axes=axes, scale=opened.scale)
     log.info("denoised image written to %s", args.out)

@@ -34,7 +34,7 @@ def add_info_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
 
 def model_summary(model: Any) -> str:
     """A few lines on a model: axes, network, mask, training provenance, stored loss history."""
-    from ..masks import describe_mask
+    from ..method.masks import describe_mask
 
     arch = model.config.architecture
     tr = model.config.training if isinstance(model.config.training, dict) else {}
@@ -61,9 +61,9 @@ def model_summary(model: Any) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..history import loss_history, save_loss_csv
-    from ..io import check_output
-    from ..model_io import load_model
+    from ..io.images import check_output
+    from ..model import load_model
+    from ..training.history import loss_history, save_loss_csv
 
     if args.loss_csv:  # before loading: a bad output name is reported at once
         check_output(args.loss_csv, option="--loss-csv", overwrite=args.overwrite,
@@ -79,13 +79,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export_bmz(args: argparse.Namespace) -> int:
-    from ..bmz import export_bmz, test_bmz
-    from ..model_io import load_model
+    from ..bmz.export import export_bmz, test_bmz
+    from ..model import load_model
 
     model = load_model(args.model)
     image = None
     if args.input:
-        from ..io import read_image
+        from ..io.images import read_image
 
         image = read_image(args.input)
     out = export_bmz(

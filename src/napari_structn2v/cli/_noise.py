@@ -58,9 +58,9 @@ def _axes_for(image: np.ndarray, axes: str | None) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from ..io import check_output, read_image, write_image
-    from ..noise import analyze_noise
-    from ..prediction import check_dtype, check_finite
+    from ..io.images import check_output, read_image, write_image
+    from ..noise.analysis import analyze_noise
+    from ..prediction.predict import check_dtype, check_finite
 
     if args.max_lag < 1:
         raise ConfigError("max_lag", f"must be >= 1, got {args.max_lag}")
@@ -95,11 +95,11 @@ def _warn(result: object) -> None:
 
 def dark_pattern(dark: str | None, axes: str):
     """The camera's fixed pattern in the dark frame(s) of ``train --dark`` (a
-    :class:`~napari_structn2v.noise_fixed.FixedPattern`), or None without ``--dark``."""
+    :class:`~napari_structn2v.noise.fixed_pattern.FixedPattern`), or None without ``--dark``."""
     if not dark:
         return None
-    from ..io import read_image
-    from ..noise_fixed import estimate_fixed_pattern
+    from ..io.images import read_image
+    from ..noise.fixed_pattern import estimate_fixed_pattern
 
     noise = read_image(dark)
     found = estimate_fixed_pattern(noise, axes if noise.ndim == len(axes) else None, image_axes=axes)
@@ -111,10 +111,10 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
     """The blind mask of ``train --mask``: a spec such as ``9x1``, a mask file, or ``auto`` (the mask a
     noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests; see
     :func:`~napari_structn2v.pipeline.choose_mask`)."""
-    from ..masks import load_mask, parse_mask_spec
+    from ..method.masks import load_mask, parse_mask_spec
 
     if spec.lower() == "auto":
-        from ..io import read_image
+        from ..io.images import read_image
         from ..pipeline import choose_mask
 
         noise = read_image(dark) if dark else None

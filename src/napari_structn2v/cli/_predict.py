@@ -37,7 +37,7 @@ def _expand_inputs(patterns: Sequence[str]) -> list[Path]:
     """Input paths from files, folders (their images, sorted) and globs (``'raw/*.tif'``)."""
     import glob
 
-    from ..io_formats import image_format
+    from ..io.formats import image_format
 
     found: list[Path] = []
     for text in patterns:
@@ -61,7 +61,7 @@ def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[tuple
     """One checked output per input (--out for one input, --out-dir DIR/<input name> for many),
     with whether it may be replaced at the end (--overwrite and a file there now: one that
     appears later is never replaced)."""
-    from ..io import check_output, check_output_folder
+    from ..io.images import check_output, check_output_folder
 
     if args.out is not None:
         if len(inputs) != 1:
@@ -84,14 +84,14 @@ def _predict_targets(args: argparse.Namespace, inputs: list[Path]) -> list[tuple
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..model_io import load_model
+    from ..model import load_model
 
     inputs = _expand_inputs(args.inputs)
     targets = _predict_targets(args, inputs)
     model = load_model(args.model)
     client = None
     if args.cluster:
-        from ..distributed import connect
+        from ..prediction.distributed import connect
 
         client = connect(args.cluster)
     try:
@@ -105,8 +105,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client, *, replace: bool) -> None:
     """Denoise one input file into ``dst``, streaming tile by tile (or block by block on a cluster)."""
-    from ..io import open_image, open_output
-    from ..prediction import TileDone
+    from ..io.images import open_image, open_output
+    from ..prediction.predict import TileDone
 
     opened = open_image(src)
     image = opened.data
@@ -118,7 +118,7 @@ def _predict_one(model, src: Path, dst: Path, args: argparse.Namespace, client, 
     with open_output(dst, image.shape, axes=axes, scale=opened.scale, replace=replace) as out, \
             Progress(src.name, "tile", quiet=args.quiet, lines=10) as progress:
         if client is not None:
-            from ..distributed import predict_on_cluster
+            from ..prediction.distributed import predict_on_cluster
 
             for done, total in predict_on_cluster(model, image, axes, out, client, tile=args.tile, overlap=args.overlap,
                                                   tta=not args.no_tta):

@@ -76,7 +76,7 @@ def _check_train_outputs(args: argparse.Namespace) -> bool:
     """--out and --checkpoint-dir, before anything is read or trained. Returns whether the model
     may replace a file at --out at the end: only with --overwrite and a file there now (a file
     that appears later is never replaced)."""
-    from ..io import check_output, check_output_folder
+    from ..io.images import check_output, check_output_folder
 
     protected = {f"the input image {p!r}": p for p in args.images}
     if args.dark:
@@ -142,7 +142,7 @@ def _save_model(model, out: str, *, replace: bool) -> Path:
     removed or made read-only, a file that appeared meanwhile), the model is saved elsewhere and
     :class:`OutputError` says where: a finished training is never lost."""
     from ..errors import OutputExistsError
-    from ..io import free_name
+    from ..io.images import free_name
 
     if not replace and Path(out).exists():  # another run, or the user, put a file there meanwhile
         kept = model.save(free_name(out), overwrite=False)
@@ -176,8 +176,8 @@ def _rescue(model) -> tuple[Path | None, str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..io import read_image
-    from ..masks import describe_mask
+    from ..io.images import read_image
+    from ..method.masks import describe_mask
 
     cfg = train_config(args)
     replace = _check_train_outputs(args)
@@ -186,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     fixed = dark_pattern(args.dark, args.axes.upper())
     resume = None
     if args.resume:
-        from ..model_io import load_model
+        from ..model import load_model
 
         resume = load_model(args.resume)
         log.info("resuming %s at step %s", args.resume, resume.config.training.get("steps_done", 0))
@@ -208,7 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run_training(images: list[np.ndarray], args: argparse.Namespace, mask: np.ndarray, cfg: TrainConfig, resume: Any,
                   stop: _StopFlag, fixed: Any = None) -> Any:
     """Drain ``train_iter`` with a progress bar (or milestone lines); returns its TrainDone."""
-    from ..training import TrainDone, train_iter
+    from ..training.loop import TrainDone, train_iter
 
     done = None
     with Progress("train", "step", quiet=args.quiet) as progress:
