@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 # the one place for the version: pyproject.toml reads it (setuptools dynamic attr, without importing)
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _LAZY = {
     "analyze_noise": "noise.analysis",
