@@ -138,9 +138,12 @@ def main() -> None:
     if args.noisy_only:
         add({"label": "noisy input", "commit": "", "seed": "", "prediction": "", "transforms": "", **score(noisy, gt)})
         return
-    from napari_structn2v.config import TrainConfig
-    from napari_structn2v.prediction import tta_transforms
-    from napari_structn2v.training import train
+    from napari_structn2v import TrainConfig, train
+
+    try:  # the layout since 0.3.0, else the flat one of the older trees this compares with
+        from napari_structn2v.prediction.predict import tta_transforms
+    except ImportError:
+        from napari_structn2v.prediction import tta_transforms
 
     mask = diagonal_mask()
     print(f"[{time.strftime('%H:%M:%S')}] {args.label} ({napari_structn2v.__file__}), {args.steps} steps, "
