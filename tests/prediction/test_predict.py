@@ -103,11 +103,16 @@ def test_tta_keeps_an_asymmetric_mask():
     assert tta_transforms(np.pad(ell, ((0, 0), (0, 2)))) == ((),)
 
 
-def test_tta_prediction_is_the_mean_over_flips():
-
+def _unequivariant_model():
+    """A 1x5-masked model whose output changes under flips (so averaging them is visible)."""
     model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)
     with torch.no_grad():
         model.net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
+    return model
+
+
+def test_tta_prediction_is_the_mean_over_flips():
+    model = _unequivariant_model()
     img = np.random.default_rng(0).random((32, 40)).astype(np.float32)
     plain = model.predict(img, tta=False)
     flips = [plain]
@@ -115,7 +120,6 @@ def test_tta_prediction_is_the_mean_over_flips():
         flips.append(np.flip(model.predict(np.ascontiguousarray(np.flip(img, dims)), tta=False), dims))
     assert np.allclose(model.predict(img, tta=True), np.mean(flips, axis=0), atol=1e-5)
     assert not np.allclose(plain, np.mean(flips, axis=0), atol=1e-4)
-
 
 
 def test_half_turn_tta_transforms():
@@ -133,9 +137,7 @@ def test_half_turn_tta_transforms():
 
 
 def test_half_turn_tta_prediction_is_the_mean_of_two_passes():
-    model = untrained_model("YX", np.ones((1, 5), bool), high=[1.0], base_filters=4)
-    with torch.no_grad():
-        model.net.head.weight.normal_(std=0.5)  # make the net far from flip-equivariant
+    model = _unequivariant_model()
     img = np.random.default_rng(1).random((32, 40)).astype(np.float32)
     plain = model.predict(img, tta=False)
     turned = np.flip(model.predict(np.ascontiguousarray(np.flip(img, (0, 1))), tta=False), (0, 1))

@@ -74,6 +74,20 @@ class SyncCounter:
         return sum(self.ops.values())
 
 
+def _fifty_counted_steps(img, axes, mask, cfg):
+    """The TrainStep events of a 50-step run, checked to be steps 1-50 with finite losses, and the
+    SyncCounter that counted its synchronising ops."""
+    import numpy as np
+
+    from napari_structn2v.training.loop import TrainStep, train_iter
+
+    with SyncCounter() as c:
+        events = list(train_iter(img.astype(np.float32), axes, mask, cfg))
+    steps = [e for e in events if isinstance(e, TrainStep)]
+    assert [e.step for e in steps] == list(range(1, 51)) and all(np.isfinite(e.loss) for e in steps)
+    return steps, c
+
+
 def test_sync_counter_sees_what_it_counts():
     x = torch.arange(6.0)
     with SyncCounter() as c:
@@ -90,7 +104,6 @@ def test_training_steps_do_not_wait_for_the_device(kind, replacement):
     import numpy as np
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training.loop import TrainStep, train_iter
 
     rng = np.random.default_rng(0)
     common = dict(steps=50, patch_size=16, batch_size=2, base_filters=4, depth=1, device="cpu", replacement=replacement,
@@ -101,10 +114,7 @@ def test_training_steps_do_not_wait_for_the_device(kind, replacement):
         img, axes, mask, cfg = rng.random((24, 48, 48)), "ZYX", "3x1x3", TrainConfig(z_net="3d", patch_size_z=8, **common)
     else:
         img, axes, mask, cfg = rng.random((12, 48, 48)), "ZYX", "5x1", TrainConfig(z_net="2d", z_context=1, **common)
-    with SyncCounter() as c:
-        events = list(train_iter(img.astype(np.float32), axes, mask, cfg))
-    steps = [e for e in events if isinstance(e, TrainStep)]
-    assert [e.step for e in steps] == list(range(1, 51)) and all(np.isfinite(e.loss) for e in steps)
+    steps, c = _fifty_counted_steps(img, axes, mask, cfg)
     assert c.total <= 2, c.ops
 
 
@@ -153,7 +163,6 @@ def test_cuda_training_does_not_wait_for_the_device(kind, amp):
     import numpy as np
 
     from napari_structn2v.config import TrainConfig
-    from napari_structn2v.training.loop import TrainStep, train_iter
 
     rng = np.random.default_rng(0)
     common = dict(steps=50, patch_size=32, batch_size=8, base_filters=8, device="cuda", amp=amp, val_every=1000)
@@ -161,10 +170,7 @@ def test_cuda_training_does_not_wait_for_the_device(kind, amp):
         img, axes, mask, cfg = rng.random((4, 96, 96)), "SYX", "5x1", TrainConfig(**common)
     else:
         img, axes, mask, cfg = rng.random((24, 64, 64)), "ZYX", "3x1x3", TrainConfig(z_net="3d", patch_size_z=8, **common)
-    with SyncCounter() as c:
-        events = list(train_iter(img.astype(np.float32), axes, mask, cfg))
-    steps = [e for e in events if isinstance(e, TrainStep)]
-    assert [e.step for e in steps] == list(range(1, 51)) and all(np.isfinite(e.loss) for e in steps)
+    steps, c = _fifty_counted_steps(img, axes, mask, cfg)
     assert np.mean([e.loss for e in steps[-10:]]) < np.mean([e.loss for e in steps[:10]])
     assert c.total <= 2, c.ops
     assert torch.backends.cudnn.benchmark
