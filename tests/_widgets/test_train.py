@@ -265,3 +265,23 @@ def test_dark_stack_with_a_fixed_pattern_is_subtracted_in_training(viewer, qtbot
     assert not notes["error"], notes["error"]
     np.testing.assert_array_equal(train.state.model.config.fixed_pattern, analysis.fixed_pattern.pattern)
     assert train.state.model.z_context == 1  # subtracted, the pattern leaves the neighbour slices useful
+
+
+def test_fixed_pattern_of_another_frame_size_is_one_clear_error(viewer, qtbot, notes):
+    """Dark frames of a 64x64 camera and a 48x48 image: Train says so and starts nothing."""
+    from napari_structn2v.synthetic import camera_noise, clean_image, fixed_pattern
+
+    rng = np.random.default_rng(0)
+    pattern = fixed_pattern((64, 64), rng=rng)
+    viewer.add_image(clean_image((4, 48, 48), rng=rng), name="vol")
+    viewer.add_image(camera_noise(np.zeros((8, 64, 64)), rng=rng, pattern=pattern), name="dark")
+    noise = open_widget(viewer, "Noise analysis")
+    noise.source_combo.set_layer("vol")
+    noise.mode_dark.setChecked(True)
+    noise.dark_combo.set_layer("dark")
+    assert noise.analyze().fixed_pattern.found
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["vol"], **{**TRAIN_KW, "steps": 2, "preview_every": 0})
+    train.axes_edit.setText("ZYX")
+    assert train.start() is None and not train.running
+    assert any("fixed pattern is 64x64" in m and "48x48" in m for m in notes["error"]), notes["error"]
