@@ -3,6 +3,7 @@ and letting go of the worker; signal connections are recorded and released in on
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
@@ -120,6 +121,50 @@ def test_detach_hears_nothing_more_and_quits_the_worker(qtbot, errors):
         job.detach()
     qtbot.wait(50)
     assert job.worker is None and ("finished", False) not in rec.calls and errors == []
+
+
+def test_full_garbage_collections_skip_the_old_objects_while_jobs_run(qtbot, errors):
+    """A full collection walks every object with the GIL held (95-250 ms with a viewer open): while
+    any job runs the objects from before are frozen out of it, and handed back when the last ends."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    first, second = Recorder(), Recorder()
+    a = make_job(qtbot, first, stoppable=True)
+    b = make_job(qtbot, second, stoppable=True)
+    worker_a = a.start(counting, 100_000)
+    assert gc.get_freeze_count() > 0
+    worker_b = b.start(counting, 100_000)
+    with qtbot.waitSignal(worker_a.finished, timeout=10_000):
+        a.stop()
+    assert gc.get_freeze_count() > 0, "the second job still runs"
+    with qtbot.waitSignal(worker_b.finished, timeout=10_000):
+        b.stop()
+    qtbot.waitUntil(lambda: gc.get_freeze_count() == 0, timeout=5_000)
+    assert errors == []
+
+
+def own_priority():
+    import os
+    import threading
+
+    yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities are set on Linux only")
+def test_a_job_runs_below_the_gui_threads_priority(qtbot, errors):
+    import os
+    import threading
+
+    from napari_structn2v._widgets._worker import WORKER_NICE
+
+    rec = Recorder()
+    job = make_job(qtbot, rec)
+    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job.start(own_priority)
+    qtbot.waitUntil(lambda: not job.running, timeout=10_000)
+    assert [c[1] for c in rec.calls if c[0] == "event"] == [max(gui, WORKER_NICE)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == gui and errors == []
 
 
 def test_a_job_dies_with_its_widget(qtbot, errors):

@@ -272,13 +272,15 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
             self.status.setText(f"Starting a 2D network over the Z slices{near} (the mask does not extend along Z)…")
         else:
             self.status.setText("Starting…")
+        worker = self.job.start(_run_training, images if len(images) > 1 else images[0], axes, mask, config, preview,
+                                model, pattern)
         if preview is not None and self._preview_info is not None:
-            # add the layer now (a one-off ~0.1 s in napari), so that training updates only its data
+            # add the layer now, so that training updates only its data; after the start, whose
+            # frozen garbage collector keeps a full collection out of napari's add_image
             self._show_preview(preview)
         if pattern is not None:
             notify_info("Training with the camera's fixed pattern of the dark frames subtracted (the model stores it).")
-        return self.job.start(_run_training, images if len(images) > 1 else images[0], axes, mask, config, preview, model,
-                              pattern)
+        return worker
 
     def resume(self) -> Any:
         """Continue training the current model for the number of steps set."""
