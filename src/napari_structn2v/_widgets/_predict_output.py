@@ -7,9 +7,11 @@ else a temporary folder removed when Python exits. Re-runs reuse the layer. Main
 from __future__ import annotations
 
 import atexit
+import math
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,30 @@ if TYPE_CHECKING:
 
 #: layer metadata key: the temporary folder holding a zarr output layer's store (ours to remove)
 TEMP_STORE_KEY = "napari_structn2v_temporary_store"
-#: values kept per finished tile of a zarr output for its contrast limits: 4096 x 242 tiles of a
-#: 64 x 2048 x 2048 volume are 1M values (4 MB), and the store is never read back
+#: values kept per finished tile for the output's contrast limits: 4096 x 242 tiles of a
+#: 64 x 2048 x 2048 volume are 1M values (4 MB); a zarr store is never read back, and the
+#: percentiles of a whole 2048 x 2048 array took the GUI thread 100 ms at the end of a run
 CONTRAST_SAMPLES_PER_TILE = 4096
 #: at most one output-layer redraw per this many milliseconds while tiles stream in: a redraw costs
 #: 30-60 ms of the GUI thread (re-slice and repaint under Mesa), so at 100 ms it took up to half of it
 REFRESH_MS = 250
+#: the slice size that REFRESH_MS paces: a larger slice on view is redrawn less often, in proportion
+REFRESH_PIXELS = 512 * 512
+#: the longest wait between two redraws of a large slice (ms)
+REFRESH_MAX_MS = 3000
+
+
+def refresh_interval_ms(pixels: int) -> int:
+    """How often (ms) to redraw an output layer whose slice on view has ``pixels`` pixels.
+
+    Under Xvfb on 2 cores a redraw costs the GUI thread 25-140 ms whatever changed (napari's
+    re-slice, the whole texture's upload, Qt composing the window with software OpenGL), so the
+    share of the time the GUI spends drawing, and the chance that a click waits for a draw, grows
+    with how often it redraws. A 512 x 512 slice is redrawn every 250 ms; a 2048 x 2048 image
+    every 3 s (16 x the pixels, capped), so that a tile stream of a large image stays under one
+    redraw per 150 ticks of a 20 ms timer.
+    """
+    return int(min(REFRESH_MAX_MS, max(REFRESH_MS, REFRESH_MS * pixels / REFRESH_PIXELS)))
 
 
 def output_layer_name(source: str) -> str:
@@ -67,10 +87,19 @@ class PredictOutput:
                  zarr_axes: str | None = None, folder: str = "") -> None:
         self.viewer = viewer
         self.zarr = zarr_axes is not None
-        self._samples: list[np.ndarray] = []  # a strided sample of each tile, for a zarr's contrast
+        self._samples: list[np.ndarray] = []  # a strided sample of each tile, for the contrast
         self._pending: list[tuple[slice, ...]] = []  # regions written since the last redraw
+        self._redrawn_at = -math.inf  # perf_counter of the last redraw
         data, temp = new_zarr_output(source, shape, zarr_axes, folder) if zarr_axes else (None, None)
         self.layer, self.fresh = _reuse_or_add(viewer, source, shape, data, temp)
+
+    @property
+    def refresh_ms(self) -> int:
+        """How often to redraw while tiles stream in: :func:`refresh_interval_ms` of the slice on view."""
+        shape = self.layer.data.shape
+        offset = self.viewer.dims.ndim - len(shape)
+        on_view = [shape[d - offset] for d in self.viewer.dims.displayed if d >= offset]
+        return refresh_interval_ms(int(np.prod(on_view)) if on_view else 1)
 
     @property
     def shown(self) -> bool:
@@ -82,20 +111,24 @@ class PredictOutput:
         if self.shown:
             self.layer.data[event.region] = event.data
             self._pending.append(tuple(event.region))
-        if self.zarr:  # a strided sample of each tile: the store is never read back
-            flat = event.data.reshape(-1)
-            self._samples.append(flat[:: max(1, flat.size // CONTRAST_SAMPLES_PER_TILE)].copy())
+        flat = event.data.reshape(-1)  # a strided sample of each tile, for the contrast at the end
+        self._samples.append(flat[:: max(1, flat.size // CONTRAST_SAMPLES_PER_TILE)].copy())
 
-    def refresh(self) -> None:
-        """Redraw the layer if a tile written since the last redraw is on the slice shown.
+    def refresh(self, *, force: bool = False) -> None:
+        """Redraw the layer if a tile written since the last redraw is on the slice shown, at most
+        every :attr:`refresh_ms` (the first time at once) unless ``force``.
 
-        A redraw re-slices the layer and repaints the canvas: 30-60 ms of the GUI thread on a
-        laptop CPU under Mesa. Tiles of other slices of a volume need none (and are drawn when the
-        user moves there, from the layer's data).
+        A redraw re-slices the layer and repaints the canvas: 25-140 ms of the GUI thread under
+        Xvfb on 2 cores. Tiles of other slices of a volume need none (and are drawn when the user
+        moves there, from the layer's data).
         """
+        now = time.perf_counter()
+        if not force and (now - self._redrawn_at) * 1000 < self.refresh_ms:
+            return  # the tiles stay pending
         pending, self._pending = self._pending, []
         if self.shown and any(self._on_view(region) for region in pending):
             self.layer.refresh()
+            self._redrawn_at = now
 
     def _on_view(self, region: tuple[slice, ...]) -> bool:
         """True when ``region`` (of the layer's data) covers the slice the viewer shows."""
@@ -119,8 +152,8 @@ class PredictOutput:
             return
         if self.fresh and not stopped:
             # the source's limits span its noise; the denoised image needs its own
-            values = np.concatenate([np.empty(0, np.float32), *self._samples]) if self.zarr else self.layer.data
-            limits = _contrast_limits(values) if np.size(values) else None
+            values = np.concatenate([np.empty(0, np.float32), *self._samples])
+            limits = _contrast_limits(values) if values.size else None
             if limits is not None:
                 self.layer.contrast_limits = limits
         self.layer.refresh()

@@ -383,7 +383,7 @@ class PredictWidget(BmzExportMixin, JobWidget):
         self._refresh_view.cancel()
         self._close_activity()
         if self._output is not None:
-            self._output.refresh()
+            self._output.refresh(force=True)  # a failed run's last tiles
 
     def embed(self) -> None:
         """Inside the StructN2V dock: the image is chosen once there, so this dock's picker goes."""

@@ -342,7 +342,8 @@ class StructN2VWidget(JobWidget):
 
     def _on_finished(self) -> None:
         self._refresh.cancel()
-        self._refresh_output()
+        if self._output is not None:
+            self._output.refresh(force=True)  # a failed run's last tiles
 
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
