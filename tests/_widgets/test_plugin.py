@@ -70,6 +70,30 @@ def test_sample_data_opens(viewer, key, ndim):
     assert all(r.start == 0 for r in viewer.dims.range)
 
 
+def test_opening_the_dock_never_imports_torch_on_the_gui_thread():
+    """The Predict step guessed the image's axes through a module that imports torch: opening the
+    StructN2V dock, the GUI thread then waited 2.1 s for the device probe's own torch import. With
+    the probe's result given, nothing in the dock's construction may import torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, concurrent.futures, numpy as np, napari\n"
+        "from napari_structn2v._widgets import _devices\n"
+        "done = concurrent.futures.Future(); done.set_result(['cpu'])\n"
+        "_devices._probe = done; _devices._warm_started = True  # no background import\n"
+        "viewer = napari.Viewer(show=False)\n"
+        "viewer.add_image(np.zeros((3, 32, 32), np.float32), name='img')\n"
+        "from napari_structn2v._widgets.structn2v import StructN2VWidget\n"
+        "dock = StructN2VWidget(viewer)\n"
+        "print('torch' in sys.modules, dock.predict.axes_edit.text())\n"
+        "viewer.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["False", "ZYX"]
+
+
 def test_whole_flow(viewer, qtbot, notes, tmp_path, record_property):
     viewer.add_image(structured_image(64), name="img")
     before = snapshot(viewer)

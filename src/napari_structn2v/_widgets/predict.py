@@ -222,12 +222,13 @@ class PredictWidget(BmzExportMixin, JobWidget):
     def suggest_axes(self, layer: Any) -> str:
         """Axes for ``layer``: its own (metadata, RGB) if it has them, else the model's adapted to its
         dimensions (a 3D stack for a model trained over slices is ``SYX``, not ``ZYX``), else a guess."""
-        from ..prediction.predict import resolve_axes  # imports torch
-
         model = self.state.model
         meta = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
         if model is None or isinstance(meta, str) or getattr(layer, "rgb", False):
             return layer_axes(layer)
+        # only with a model (torch is loaded then): opening the dock, the GUI thread waited 2.1 s
+        # here for the device probe's import of torch to finish
+        from ..prediction.predict import resolve_axes
         shape = tuple((layer.data[0] if getattr(layer, "multiscale", False) else layer.data).shape)
         try:
             axes = resolve_axes(len(shape), model.axes, None, model.spatial_ndim, model.n_channels)
