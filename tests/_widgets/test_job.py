@@ -128,6 +128,9 @@ def test_full_garbage_collections_skip_the_old_objects_while_jobs_run(qtbot, err
     any job runs the objects from before are frozen out of it, and handed back when the last ends."""
     import gc
 
+    from napari_structn2v._widgets import _worker
+
+    qtbot.waitUntil(lambda: not _worker._live_workers, timeout=30_000)  # an earlier test's job ending
     assert gc.get_freeze_count() == 0
     first, second = Recorder(), Recorder()
     a = make_job(qtbot, first, stoppable=True)
