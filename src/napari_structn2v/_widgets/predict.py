@@ -298,6 +298,10 @@ class PredictWidget(BmzExportMixin, JobWidget):
         except OSError as exc:
             return self._refuse(f"cannot write the zarr output: {exc}")
         self._reset_progress()
+        # napari's activity bar now, with the click, not with the first tile, where its widgets'
+        # creation (and its processEvents) made one of the GUI's two longest gaps of a run
+        self._close_activity()
+        self._activity = napari_progress(total=0, desc="StructN2V prediction")
         overlap = self.overlap.value()
         # the slice on view first: a 64-slice volume filled from z = 0 left slice 40 grey for most of the run
         return self.job.start(
@@ -340,8 +344,8 @@ class PredictWidget(BmzExportMixin, JobWidget):
             self.tiles_done += 1
             self.tiles_total = event.total
             self._output.write(event)
-            if self._activity is None:
-                self._activity = napari_progress(total=event.total, desc="StructN2V prediction")
+            if self._activity is not None and self._activity.total != event.total:
+                self._activity.total = event.total
             self._refresh_view()  # the activity bar too: one update per tile cost a repaint each
         elif isinstance(event, PredictDone):
             self._refresh_view.cancel()
