@@ -259,7 +259,12 @@ def test_the_slice_on_view_is_predicted_first(viewer, qtbot, tiny_model, monkeyp
     predict.device.setCurrentText("cpu")
     predict.tta.setChecked(False)
     assert predict.start() is not None
+    # napari's activity bar comes with the click: made with the first tile, it was one of the
+    # GUI's two longest gaps of a run
+    activity = predict._activity
+    assert activity is not None and not written
     qtbot.waitUntil(lambda: not predict.running, timeout=60_000)
+    assert activity.total == predict.tiles_total == len(written) and predict._activity is None
     assert predict.status.text().startswith("Done"), predict.status.text()
     assert written[0][0] == slice(7, 8), written[:3]
     assert written[1][0].start in (6, 8)  # a 48 px slice is one tile: then a neighbour
