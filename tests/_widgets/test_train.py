@@ -207,6 +207,29 @@ def test_status_names_no_neighbours_for_a_mask_along_z(viewer, qtbot, notes):
     assert train.state.model.z_context == 0
 
 
+def test_a_time_budgets_bar_keeps_its_range(viewer, qtbot, notes):
+    """A time budget's step total is an estimate that changes every step; a new range at each
+    redraw re-laid the dock out (training's p99 GUI gap 48 ms under Xvfb, 35 with a fixed range).
+    The bar counts per mille of the estimate and ends full."""
+    viewer.add_image(structured_image(64), name="img")
+    train = open_widget(viewer, "Train", qtbot)
+    set_train(train, ["img"], **TRAIN_KW)
+    train.budget_unit.setCurrentText("seconds")
+    train.steps.setValue(2)
+    ranges = []
+    set_range = train.progress.setRange
+    train.progress.setRange = lambda lo, hi: (ranges.append((lo, hi)), set_range(lo, hi))[1]
+    assert train.start() is not None
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert ranges[0] == (0, 0) and set(ranges[1:]) == {(0, 1000)}, ranges[:5]
+    assert train.progress.format() == "%p %" and train.progress.value() == 1000
+    train.budget_unit.setCurrentText("steps")
+    train.steps.setValue(3)
+    assert train.start() is not None
+    qtbot.waitUntil(lambda: not train.running, timeout=60_000)
+    assert train.progress.format() == "%v / %m steps" and train.progress.value() == train.progress.maximum() == 3
+
+
 def test_train_for_seconds_allows_a_30_s_first_try(viewer, qtbot):
     train = open_widget(viewer, "Train", qtbot)
     train.budget_unit.setCurrentText("seconds")

@@ -93,6 +93,7 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self.last_event: Any = None
         self._last_step: Any = None  # the latest TrainStep, redrawn in full when training ends
         self._first_preview_step = 0  # previews of earlier steps are not shown (an untrained net)
+        self._per_mille = False  # the bar counts per mille of a time budget's estimated steps (see start)
 
         # main settings
         self.layers = LayerChecklist(napari_viewer, ("image",))
@@ -265,6 +266,8 @@ class TrainWidget(TrainProgressMixin, ModelFilesMixin, JobWidget):
         self._first_preview_step = 0 if resume else 2
         if not resume:
             self.plot.clear()
+        self._per_mille = config.steps is None  # a time budget: its step total is an estimate
+        self.progress.setFormat("%p %" if self._per_mille else "%v / %m steps")
         self.progress.setRange(0, config.steps or 0)  # a time budget: busy until the first estimate
         self.progress.setValue(0)
         if not resume and slices:
