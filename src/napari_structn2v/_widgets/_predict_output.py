@@ -85,7 +85,6 @@ class PredictOutput:
     def __init__(self, viewer: napari.Viewer, source: Any, shape: tuple[int, ...], *,
                  zarr_axes: str | None = None, folder: str = "") -> None:
         self.viewer = viewer
-        self.zarr = zarr_axes is not None
         self._samples: list[np.ndarray] = []  # a strided sample of each tile, for the contrast
         self._pending: list[tuple[slice, ...]] = []  # regions written since the last redraw
         data, temp = new_zarr_output(source, shape, zarr_axes, folder) if zarr_axes else (None, None)

@@ -321,9 +321,9 @@ class StructN2VWidget(JobWidget):
         verb = "stopped" if event.stopped else "done"
         self.status.setText(f"Training {verb} at step {event.step}; denoising…")
 
-    def _refresh_output(self) -> None:
+    def _refresh_output(self, *, force: bool = False) -> None:
         if self._output is not None:
-            self._output.refresh()
+            self._output.refresh(force=force)
 
     def _denoised(self, event: Any) -> None:
         self.result_event = event
@@ -342,8 +342,7 @@ class StructN2VWidget(JobWidget):
 
     def _on_finished(self) -> None:
         self._refresh.cancel()
-        if self._output is not None:
-            self._output.refresh(force=True)  # a failed run's last tiles
+        self._refresh_output(force=True)  # a failed run's last tiles
 
     # cleanup ------------------------------------------------------------------------------
     def cleanup(self) -> None:
