@@ -88,3 +88,14 @@ def from_internal(arr: np.ndarray, axes: str, shape: tuple[int, ...]) -> np.ndar
     out = arr.reshape(permuted_shape)
     inv = np.argsort(perm)
     return np.transpose(out, inv)
+
+
+def full_key(key: object, ndim: int) -> tuple:
+    """``key`` as one entry per axis of an ``ndim``-dimensional array: a lone index becomes a tuple,
+    an Ellipsis and the missing trailing axes become full slices (for array-likes that index
+    ``[...]`` themselves)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    return key + (slice(None),) * (ndim - len(key))

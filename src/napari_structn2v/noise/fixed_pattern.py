@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..axes import to_internal, validate_axes
+from ..axes import full_key, to_internal, validate_axes
 from ..errors import DataError
 
 #: the pattern is reported when the two halves of the dark stack correlate more than this many
@@ -286,11 +286,7 @@ class PatternSubtracted:
         return out if dtype is None else out.astype(dtype)
 
     def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
-        key = key + (slice(None),) * (self.ndim - len(key))
+        key = full_key(key, self.ndim)
         if not all(isinstance(k, (slice, int, np.integer)) for k in key):
             raise TypeError("PatternSubtracted takes slices and integers only")
         block = np.asarray(self.image[key], dtype=np.float32)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ..axes import spatial_axes, to_internal, validate_axes
+from ..axes import full_key, spatial_axes, to_internal, validate_axes
 from ..errors import DataError
 from ..io.ome_zarr import CHUNK_LIMITS
 from ..prediction.predict import check_finite, is_lazy
@@ -169,11 +169,7 @@ class LazyImage:
         return data if dtype is None else data.astype(dtype)
 
     def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            i = key.index(Ellipsis)
-            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
+        key = full_key(key, self.ndim)
         nkey, ckey, skeys = key[0], key[1], key[2:]
         if not isinstance(ckey, slice):
             ckey = slice(int(ckey), int(ckey) + 1)
