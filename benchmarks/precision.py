@@ -64,6 +64,32 @@ def model_for(name: str, folder: Path, axes: str, mask: str, models: Path, steps
     return model
 
 
+def dev_set_runs(names: str, sets: dict, models: Path, steps: int, device: str):
+    """For each set of ``names`` (comma-separated) with data: ``(name, axes, mask, model, noisy, gt,
+    seconds to train or load the model)``; sets without data are skipped with a line."""
+    import tifffile
+
+    for name in names.split(","):
+        folder, axes, mask = sets[name]
+        if not (folder / "noisy.tif").exists():
+            print(f"  {name}: no data in {folder}, skipped", flush=True)
+            continue
+        t0 = time.perf_counter()
+        model = model_for(name, folder, axes, mask, models, steps, device)
+        load_s = time.perf_counter() - t0
+        noisy = tifffile.imread(folder / "noisy.tif").astype(np.float32)
+        gt = tifffile.imread(folder / "gt.tif").astype(np.float32)
+        yield name, axes, mask, model, noisy, gt, load_s
+
+
+def save_results(out: Path, stem: str, text: str, rows: list[dict]) -> None:
+    """``<stem>.md`` (the table) and ``<stem>.json`` (the rows) in ``out``; the table printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps(rows, indent=1))
+    print("\n" + text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -73,7 +99,6 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
-    import tifffile
     import torch
 
     from napari_structn2v.nn.inference import cpu_has_bfloat16
@@ -81,14 +106,7 @@ def main(argv=None) -> int:
     dev = torch.device(args.device)
     formats = ["bfloat16", "float16"] if dev.type == "cuda" else (["bfloat16"] if cpu_has_bfloat16() else [])
     rows = []
-    for name in args.sets.split(","):
-        folder, axes, mask = SETS[name]
-        if not (folder / "noisy.tif").exists():
-            print(f"  {name}: no data in {folder}, skipped", flush=True)
-            continue
-        model = model_for(name, folder, axes, mask, args.models, args.steps, args.device)
-        noisy = tifffile.imread(folder / "noisy.tif").astype(np.float32)
-        gt = tifffile.imread(folder / "gt.tif").astype(np.float32)
+    for name, axes, mask, model, noisy, gt, _ in dev_set_runs(args.sets, SETS, args.models, args.steps, args.device):
         ref = model.predict(noisy, axes, device=args.device, precision="float32")
         row = {"set": name, "axes": axes, "mask": mask, "steps": model.config.training.get("steps_done"),
                "float32": psnr(ref, gt, axes)}
@@ -113,11 +131,7 @@ def main(argv=None) -> int:
         lines.append(f"\n{f}: largest |change| {worst:.4f} dB over {len(rows)} sets: "
                      + ("within" if worst <= LIMIT_DB else "OUTSIDE") + f" the {LIMIT_DB} dB limit.")
     text = "\n".join(lines) + "\n"
-    tag = "cuda" if dev.type == "cuda" else "cpu"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"precision_{tag}.md").write_text(text)
-    (args.out / f"precision_{tag}.json").write_text(json.dumps(rows, indent=1))
-    print("\n" + text)
+    save_results(args.out, f"precision_{'cuda' if dev.type == 'cuda' else 'cpu'}", text, rows)
     return 0
 
 

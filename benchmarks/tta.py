@@ -15,15 +15,12 @@ Usage (from the repository root; the extra sets come from ``python benchmarks/de
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from precision import SETS, model_for, psnr
+from precision import SETS, dev_set_runs, psnr, save_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the largest PSNR loss (dB) against all 4 flips that a smaller default may have on any set
@@ -54,24 +51,15 @@ def main(argv=None) -> int:
     if args.shared is not None:
         sets.update({k: (args.shared / k, *sets[k][1:]) for k in ("dev2d_x", "dev3d_y")})
 
-    import tifffile
     import torch
 
     from napari_structn2v import model as model_io
 
     torch.set_num_threads(args.threads)
     rows = []
-    for name in args.sets.split(","):
-        folder, axes, mask = sets[name]
-        if not (folder / "noisy.tif").exists():
-            print(f"  {name}: no data in {folder}, skipped", flush=True)
-            continue
-        t0 = time.perf_counter()
-        model = model_for(name, folder, axes, mask, args.models, args.steps, "cpu")
-        noisy = tifffile.imread(folder / "noisy.tif").astype(np.float32)
-        gt = tifffile.imread(folder / "gt.tif").astype(np.float32)
+    for name, axes, mask, model, noisy, gt, load_s in dev_set_runs(args.sets, sets, args.models, args.steps, "cpu"):
         row = {"set": name, "axes": axes, "mask": mask, "steps": model.config.training.get("steps_done"),
-               "train_or_load_s": time.perf_counter() - t0}
+               "train_or_load_s": load_s}
         saved = model_io.tta_transforms
         try:
             for label, subset in SUBSETS.items():
@@ -98,11 +86,7 @@ def main(argv=None) -> int:
         worst = min((r[k] - r["4 flips"] for r in rows), default=float("nan"))
         lines.append(f"- {k}: largest loss against 4 flips {-worst:.3f} dB: "
                      + ("qualifies" if -worst <= LIMIT_DB else "does not qualify"))
-    text = "\n".join(lines) + "\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"tta_quality_{args.tag}.md").write_text(text)
-    (args.out / f"tta_quality_{args.tag}.json").write_text(json.dumps(rows, indent=1))
-    print("\n" + text)
+    save_results(args.out, f"tta_quality_{args.tag}", "\n".join(lines) + "\n", rows)
     return 0
 
 
