@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import DataError, StructN2VWarning
 from .events import PredictDone, Preview, TileDone, TrainDone, TrainStep, Validation
+from .method.masks import describe_mask
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -65,7 +66,8 @@ class MaskChosen:
 
     @property
     def spec(self) -> str | None:
-        """The suggested mask as a ``WxH[xD]`` spec, e.g. ``"11x1"``."""
+        """The suggested mask as a ``WxH[xD]`` spec, e.g. ``"11x1"``; None for a shape that is not a box
+        (a diagonal line: :func:`~napari_structn2v.method.masks.describe_mask` names any)."""
         return self.analysis.spec
 
 
@@ -116,7 +118,7 @@ class UnreliableNoiseError(DataError):
         """One sentence: which suggestion, why it cannot be trusted, and ``advice``."""
         a = self.chosen.analysis
         why = "; ".join(a.warnings) or "the analysis is not reliable"
-        return f"the blind mask {a.spec} suggested by {self.chosen.source} cannot be trusted ({why}), so nothing was trained; {advice}"
+        return f"the blind mask {describe_mask(a.mask)} suggested by {self.chosen.source} cannot be trusted ({why}), so nothing was trained; {advice}"
 
 
 def choose_mask(

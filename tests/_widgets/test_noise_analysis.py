@@ -222,3 +222,25 @@ def test_find_background_on_the_3d_sample_is_reliable_and_agrees_with_train(view
     assert "2D network over the slices" in noise.verdict.text() and "nothing to change" in noise.verdict.text()
     assert "SYX" not in noise.verdict.text()  # no advice to retrain as SYX: Train does the 2D net itself
     assert not notes["error"], notes["error"]
+
+
+def test_a_diagonal_suggestion_reaches_the_mask_designer(viewer, qtbot, notes):
+    from tests.noise.test_analysis import _diagonal_noise
+
+    dark = _diagonal_noise((96, 96), seed=1).astype(np.float32)
+    viewer.add_image(dark + 0.5, name="img")
+    viewer.add_image(dark, name="dark")
+    noise = open_widget(viewer, "Noise analysis")
+    designer = open_widget(viewer, "Blind mask")
+    noise.source_combo.set_layer("img")
+    noise.mode_dark.setChecked(True)
+    noise.dark_combo.set_layer("dark")
+    analysis = noise.analyze()
+    assert analysis is not None and not notes["error"]
+    noise.suggest_button.click()
+    mask = noise.state.mask
+    n = mask.shape[0]
+    assert n >= 7 and np.array_equal(mask, np.eye(n, dtype=bool))  # not the 1x1 of face connectivity
+    assert f"Suggested mask: custom {n}x{n} ({n} px)" in noise.report.text()
+    assert np.array_equal(designer.acf_view._mask, mask) and np.array_equal(designer.mask, mask)
+    assert f"custom {n}x{n} ({n} px)" in designer.spec_label.text()

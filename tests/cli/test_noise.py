@@ -27,3 +27,24 @@ def test_analyze_noise_warns_on_stderr_and_pools_rois(files, capsys):
     assert main(["analyze-noise", str(files / "dark.tif"), *rois]) == 0
     captured = capsys.readouterr()
     assert "in 3 regions" in captured.out and captured.out.strip().splitlines()[-1].endswith("x1")
+
+
+def test_analyze_noise_writes_a_mask_no_spec_names(tmp_path, capsys):
+    import numpy as np
+
+    from tests.noise.test_analysis import _diagonal_noise
+
+    dark = tmp_path / "dark.tif"
+    tifffile.imwrite(dark, _diagonal_noise((2, 96, 96)).astype(np.float32))
+    assert main(["analyze-noise", str(dark), "--axes", "SYX"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().splitlines()[-1].startswith("custom ") and "--out-mask FILE saves it" in captured.out
+    out = tmp_path / "masks" / "diag.npy"
+    assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(out)]) == 0
+    saved = np.load(out)
+    assert saved.shape[0] == saved.shape[1] and (saved == np.eye(saved.shape[0], dtype=bool)).all()
+    # an existing file is not replaced without --overwrite; the noise image never
+    assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(out), "--overwrite"]) == 0
+    assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(tmp_path / "m.png")]) == 2

@@ -248,6 +248,9 @@ def test_mask_along_two_axes_with_some_signal_is_warned():
     assert len(text) == 1 and "extends along X and Y and Z" in text[0] and "1x13x1" in text[0]
     assert _warnings("ZYX", ac, mask, 10**5, 0.1, 0.01) == []  # a clean region: a 3D mask is fine
     assert _warnings("ZYX", ac, np.ones((1, 13, 1), dtype=bool), 10**5, 0.1, 0.05) == []
+    # a diagonal has no line along one axis to offer instead
+    (diag,) = _warnings("YX", ac[3], np.eye(9, dtype=bool), 10**5, 0.1, 0.05)
+    assert "extends along X and Y" in diag and "alone" not in diag
 
 
 def test_seed_level_is_needed_not_just_growth():
@@ -301,3 +304,89 @@ def test_background_of_a_volume_is_searched_in_slabs_and_trusted():
     assert analysis.mask.shape == analyze_noise(s["dark"], axes="ZYX").mask.shape  # the dark frame's mask
     flat = find_background(s["noisy"], axes="ZYX", tile_z=64)  # the old whole-depth tiles
     assert not analyze_noise(flat.regions, axes=flat.axes).reliable
+
+
+def _diagonal_noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Noise correlated along the main YX diagonal (exp kernel, offsets (i, i), |i| <= 4)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    k = np.exp(-np.abs(np.arange(-4, 5)) / 2.0)
+    kernel = np.diag(k / np.sqrt((k**2).sum()))
+    w = rng.standard_normal(shape).reshape(-1, *shape[-2:])
+    lines = np.stack([ndimage.convolve(x, kernel, mode="wrap") for x in w]).reshape(shape)
+    return 0.12 * lines + 0.04 * rng.standard_normal(shape)
+
+
+def test_diagonal_correlation_gives_a_diagonal_mask():
+    # its lags touch only at corners: face connectivity left the centre alone (1x1, plain N2V)
+    ana = analyze_noise(_diagonal_noise((4, 96, 96)), axes="SYX")
+    n = ana.mask.shape[0]
+    assert ana.mask.shape == (n, n) and n >= 7
+    np.testing.assert_array_equal(ana.mask, np.eye(n, dtype=bool))
+    assert ana.spec is None and ana.reliable
+    lines = ana.report().splitlines()
+    assert lines[-1] == f"custom {n}x{n} ({n} px)" and lines[-2].strip() == "." * (n - 1) + "#"
+    # the anti-diagonal, likewise
+    anti = analyze_noise(_diagonal_noise((4, 96, 96))[..., ::-1], axes="SYX")
+    np.testing.assert_array_equal(anti.mask, np.eye(anti.mask.shape[0], dtype=bool)[:, ::-1])
+
+
+def test_thin_regions_keep_their_shape_and_full_ones_become_boxes():
+    cross = np.zeros((11, 11))
+    cross[5, 1:10] = cross[1:10, 5] = 0.5
+    cross[5, 5] = 1.0
+    mask = suggest_mask(cross, floor=0.01)
+    assert mask.shape == (9, 9) and mask.sum() == 17 and mask[4].all() and mask[:, 4].all()
+    # a diagonal below the seed level is chance, not a correlation
+    diag = np.zeros((9, 9))
+    diag[np.arange(9), np.arange(9)] = 0.11
+    diag[4, 4] = 1.0
+    assert suggest_mask(diag, floor=0.03).shape == (1, 1)
+    diag[3, 3] = diag[5, 5] = 0.3
+    assert suggest_mask(diag, floor=0.03).sum() == 9
+    # a chance lag beside a line at a corner does not join it (0.12 < the 0.28 seed of 32 px ROIs)
+    line = np.zeros((9, 21))
+    line[4, 6:15] = [0.25, 0.4, 0.6, 0.8, 1.0, 0.8, 0.6, 0.4, 0.25]
+    line[3, 15] = line[5, 5] = 0.12
+    assert suggest_mask(line, floor=0.07).shape == (1, 9)
+
+
+def test_confirming_axes_keeps_a_thin_mask_middle_line():
+    from napari_structn2v.noise.analysis import _confirm_axes
+
+    noise = correlated_noise((4, 64, 64), axis=-1, half_len=4, decay=2.0, rng=3)
+    cross = np.zeros((5, 11), dtype=bool)  # X, the longest axis, stays
+    cross[2] = cross[:, 5] = True
+    rule = dict(max_lag=16, min_corr=0.1, n_sigma=4.0)
+    kept = _confirm_axes([noise], cross, rule)  # the X-line noise does not confirm Y
+    np.testing.assert_array_equal(kept, np.ones((1, 11), dtype=bool))
+
+
+def test_a_dark_frame_is_analysed_without_the_signal_removal_bias():
+    from scipy import ndimage
+
+    # isotropic noise (a Gaussian blob, sigma 1.2 px): the removal took a third of its
+    # correlation at lag 3 and cut the mask to 5x5; 7x7 trains 1.4 dB better
+    rng = np.random.default_rng(0)
+    blob = ndimage.gaussian_filter(rng.standard_normal((4, 128, 128)), (0, 1.2, 1.2), mode="wrap")
+    as_dark = analyze_noise(blob, axes="SYX", dark=True)
+    as_region = analyze_noise(blob, axes="SYX")
+    assert as_dark.mask.shape == (7, 7) and as_region.mask.shape == (5, 5)
+    # shading that changes from frame to frame (not a fixed pattern) keeps the removal: the line stays
+    from napari_structn2v.noise.analysis import _dark_estimate
+    from napari_structn2v.noise.autocorr import as_stacks
+
+    yy = np.mgrid[:128, :128][0] / 128.0
+    shaded = correlated_noise((4, 128, 128), axis=-1, rng=2) + 0.3 * yy[None] * np.arange(4)[:, None, None]
+    ana = analyze_noise(shaded, axes="SYX", dark=True)
+    assert ana.mask.shape[0] == 1 and 9 <= ana.mask.shape[1] <= 13, ana.mask.shape
+    assert analyze_noise(shaded, axes="SYX", signal_sigma=None).mask.shape[0] > 1  # what plain would give
+    stacks, _ = as_stacks(shaded, "SYX")
+    removed = (None, 0.0, np.ones((1, 11), dtype=bool))
+    rule = dict(max_lag=16, min_corr=0.1, n_sigma=4.0)
+    assert _dark_estimate(stacks, rule, removed) is removed  # its plain correlation does not fade
+    assert _dark_estimate(as_stacks(blob, "SYX")[0], rule, removed)[2].shape == (7, 7)
+    # so does a dark frame too small to be reliable (the reliability levels are the removal's)
+    small = analyze_noise(blob[0, :32, :32], dark=True)
+    assert small.warnings and small.mask.shape == analyze_noise(blob[0, :32, :32]).mask.shape

@@ -40,7 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name in ("noisy", "clean", "dark"):
         write_image(out / f"{name}.tif", sample[name], axes="YX", replace=replace[f"{name}.tif"])
     log.info("1/4 synthetic 256x256 image with noise correlated along X (camera read-out lines)")
-    analysis = analyze_noise(dark)
+    analysis = analyze_noise(dark, dark=True)
     log.info("2/4 noise analysis of the dark frame:\n    %s", analysis.report().replace("\n", "\n    "))
 
     def psnr(x: np.ndarray) -> float:

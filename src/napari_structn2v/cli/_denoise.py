@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, OutputError
+from ..method.masks import describe_mask
 from ..pipeline import DEFAULT_TIME_S, too_few_steps
 from ._console import EXIT_INTERRUPTED, IMAGE_SUFFIXES, Progress, log
 from ._noise import _axes_for, _warn, resolve_mask
@@ -155,7 +156,7 @@ def _run(image: np.ndarray, axes: str, dark: Any, mask: Any, cfg: Any, args: arg
 def _show_mask(chosen: Any, args: argparse.Namespace) -> None:
     """The suggested mask, where it comes from, and how reliable it is."""
     source = f"the dark frame {args.dark}" if args.dark else chosen.source
-    log.info("blind mask %s, suggested by %s", chosen.spec, source)
+    log.info("blind mask %s, suggested by %s", describe_mask(chosen.mask), source)
     log.info("%s", chosen.analysis.reliability())
     _warn(chosen.analysis)
 

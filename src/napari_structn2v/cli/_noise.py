@@ -10,6 +10,9 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ._console import IMAGE_SUFFIXES, log
 
+#: what :func:`~napari_structn2v.method.masks.save_mask` writes
+MASK_SUFFIXES = (".npy", ".tif", ".tiff")
+
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """The ``analyze-noise`` command and its options."""
@@ -22,8 +25,12 @@ def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     a.add_argument("--max-lag", type=int, default=16, help="largest lag shown (default 16)")
     a.add_argument("--out-autocorr", help="write the autocorrelation to this file (.tif, .tiff or .npy)")
-    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr file")
+    a.add_argument(
+        "--out-mask", help="write the suggested mask to this file (.npy, .tif or .tiff), for train --mask FILE"
+    )
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out-autocorr / --out-mask file")
     a.set_defaults(func=cmd_analyze)
+
 
 def _parse_roi(text: str, image: np.ndarray, axes: str) -> np.ndarray:
     """Crop ``image`` to ``Y0:Y1,X0:X1`` or ``Z0:Z1,Y0:Y1,X0:X1`` over its spatial axes."""
@@ -70,6 +77,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             protected={"the noise image": args.noise}, suffixes=IMAGE_SUFFIXES,  # an autocorrelation is another kind of image
         )
         replace = bool(args.overwrite) and Path(args.out_autocorr).exists()
+    if args.out_mask:
+        protected = {"the noise image": args.noise, **({"--out-autocorr": args.out_autocorr} if args.out_autocorr else {})}
+        check_output(args.out_mask, option="--out-mask", overwrite=args.overwrite, protected=protected, suffixes=MASK_SUFFIXES, store=False)
     image = read_image(args.noise)
     check_dtype(image, f"{args.noise}")
     check_finite(image, f"{args.noise}")
@@ -80,6 +90,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.out_autocorr:
         write_image(args.out_autocorr, result.autocorrelation, axes=result.axes, replace=replace)
         log.info("autocorrelation written to %s", args.out_autocorr)
+    if args.out_mask:
+        from ..method.masks import save_mask
+
+        Path(args.out_mask).parent.mkdir(parents=True, exist_ok=True)
+        save_mask(args.out_mask, result.mask)
+        log.info("mask written to %s (train --mask %s)", args.out_mask, args.out_mask)
+    elif result.spec is None:
+        log.info("the suggested mask is not a box, so no WxH spec names it: --out-mask FILE saves it for train --mask FILE")
     shapes = ", ".join(str(r.shape) for r in regions)
     log.info("%s: %s %s, axes %s", args.noise, "regions" if len(regions) > 1 else "shape", shapes, axes)
     _warn(result)
@@ -111,7 +129,7 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
     """The blind mask of ``train --mask``: a spec such as ``9x1``, a mask file, or ``auto`` (the mask a
     noise analysis of ``dark``, else of the first image's darkest, flattest tiles, suggests; see
     :func:`~napari_structn2v.pipeline.choose_mask`)."""
-    from ..method.masks import load_mask, parse_mask_spec
+    from ..method.masks import describe_mask, load_mask, parse_mask_spec
 
     if spec.lower() == "auto":
         from ..io.images import read_image
@@ -120,7 +138,7 @@ def resolve_mask(spec: str, images: list[np.ndarray], axes: str, dark: str | Non
         noise = read_image(dark) if dark else None
         noise_axes = _dark_axes(noise, axes, dark) if dark else None
         chosen = choose_mask(images[0], axes, dark=noise, dark_axes=noise_axes, strict=False)
-        log.info("mask auto: suggested %s from %s", chosen.analysis.spec, dark or chosen.source)
+        log.info("mask auto: suggested %s from %s", describe_mask(chosen.mask), dark or chosen.source)
         _warn(chosen.analysis)
         return chosen.mask
     if Path(spec).is_file() or _names_a_file(spec):

@@ -174,15 +174,20 @@ def autocorrelation(
     return stack_autocorrelation(stacks, max_lag, signal_sigma).astype(np.float32)
 
 
-def stack_autocorrelation(stacks: list[np.ndarray], max_lag: int | tuple[int, ...], signal_sigma: float | None) -> np.ndarray:
-    """:func:`autocorrelation` of stacks from :func:`as_stacks`, float64."""
+def stack_autocorrelation(
+    stacks: list[np.ndarray], max_lag: int | tuple[int, ...], signal_sigma: float | None, clip: bool | None = None
+) -> np.ndarray:
+    """:func:`autocorrelation` of stacks from :func:`as_stacks`, float64. ``clip``: clip outliers
+    (:func:`_clip_outliers`; default: with ``signal_sigma`` only), e.g. a camera's hot pixels."""
     lags = _lags([s.shape[1:] for s in stacks], max_lag)
     prepared = []
     for stack in stacks:
         axes_f = tuple(range(1, stack.ndim))
         centred = stack - stack.mean(axis=axes_f, keepdims=True)
         if signal_sigma:
-            centred = _clip_outliers(remove_signal(centred, signal_sigma))
+            centred = remove_signal(centred, signal_sigma)
+        if bool(signal_sigma) if clip is None else clip:
+            centred = _clip_outliers(centred)
         prepared.append(centred)
     ac = _normalised(*_pair_sums(prepared, lags))
     if signal_sigma and ac.size > 1:
