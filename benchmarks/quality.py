@@ -5,7 +5,7 @@ Rows (dev2d_x, axes SYX, equal step budgets):
     noisy        the input itself
     bm3d         BM3D (``bm3d`` package) handed the noise PSD estimated from ``dark.tif``
     n2v          N2V: 1x1 blind mask (StructN2V's uniform replacement, same network)
-    struct       StructN2V with the mask suggested by ``analyze_noise(dark.tif)``
+    struct       StructN2V with the mask suggested by ``analyze_noise(dark.tif, dark=True)``
     sweep        StructN2V with horizontal line masks of several widths (paper Fig. 4 analog)
     const        StructN2V, suggested mask, constant learning rate
     n2v2         N2V2 network variant (blur-pool, no top skip) with the suggested mask
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
         noisy, gt, dark = d["noisy"], d["gt"], d["dark"]
         if args.images:
             noisy, gt = noisy[: args.images], gt[: args.images]
-        ana = analyze_noise(dark, axes=axes)
+        ana = analyze_noise(dark, axes=axes, dark=True)  # as `--mask auto --dark dark.tif` analyses it
         sugg = ana.spec or "x".join(map(str, ana.mask.shape[::-1]))
         budget_s = args.time3d if is3d else args.time
         all_rows = (ALL_ROWS_3D if is3d else ALL_ROWS_2D) + TIMED_ROWS + ["nlm", "careamics", "bm3d"]
