@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_structn2v.axes import full_key
+from napari_structn2v.axes import dark_axes, full_key
 
 
 @pytest.mark.parametrize(
@@ -16,3 +16,17 @@ def test_full_key_indexes_as_numpy_does(key):
     full = full_key(key, a.ndim)
     assert len(full) == a.ndim and Ellipsis not in full
     np.testing.assert_array_equal(a[full], a[key])
+
+
+@pytest.mark.parametrize("ndim, axes, expected", [
+    (3, "YX", "SYX"),  # a stack of dark frames for 2D data: frames, not a volume
+    (2, "YX", "YX"),
+    (3, "SYX", "SYX"),
+    (2, "TYX", "YX"),
+    (3, "ZYX", "ZYX"),
+    (4, "ZYX", "SZYX"),
+    (4, "TZYX", "TZYX"),
+    (5, "YX", None),
+])
+def test_dark_axes_follow_the_data(ndim, axes, expected):
+    assert dark_axes(ndim, axes) == expected

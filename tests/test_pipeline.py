@@ -21,7 +21,7 @@ from napari_structn2v.pipeline import (
     denoise_iter,
     too_few_steps,
 )
-from napari_structn2v.synthetic import make_sample
+from napari_structn2v.synthetic import correlated_noise, make_sample
 
 #: a network that learns the 64x64 sample in 100 steps (0.6 s on a CPU): mean within 2 % of the
 #: input's, error to the clean image half the noise's
@@ -247,3 +247,12 @@ def test_focus_orders_prediction_and_a_callable_is_read_when_it_starts(sample64)
     assert calls == [1]
     tiles = [e.region for e in events if isinstance(e, TileDone)]
     assert len(tiles) > 2 and tiles[0][0].stop == tiles[0][1].stop == 64  # the bottom-right tile first
+
+
+def test_a_dark_stack_for_a_2d_image_is_frames(sample64):
+    # a stack of 2D dark frames was read as a volume: a 3D mask (11x1x1) that training refused
+    dark = np.stack([correlated_noise((64, 64), axis=-1, rng=i) for i in range(4)])
+    chosen = choose_mask(sample64["noisy"], "YX", dark=dark)
+    assert chosen.mask.ndim == 2 and chosen.mask.shape[0] == 1 and chosen.analysis.axes == "YX"
+    result = denoise(sample64["noisy"], "YX", dark=dark, config=TrainConfig(steps=2, **TINY))
+    assert result.model.mask.ndim == 2 and result.image.shape == sample64["noisy"].shape

@@ -39,6 +39,20 @@ def spatial_axes(axes: str) -> str:
     return "".join(a for a in SPATIAL if a in axes.upper())
 
 
+def dark_axes(ndim: int, axes: str) -> str | None:
+    """Axes of a dark frame with ``ndim`` dimensions for data with ``axes``: ``axes`` itself (as
+    many dimensions), one frame of its spatial (and C) axes, or a stack of such frames (``S``
+    first); None when none fits. A 3-frame stack for ``YX`` data is ``SYX``, not a volume."""
+    frame = "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+    if ndim == len(axes):
+        return axes
+    if ndim == len(frame):
+        return frame
+    if ndim == len(frame) + 1:
+        return "S" + frame
+    return None
+
+
 def guess_axes(shape: tuple[int, ...], *, rgb: bool = False) -> str:
     """Guess axes for an array shape: 2D ``YX``; 3D ``ZYX`` (``YXC`` if rgb); 4D ``CZYX`` if the
     first axis is short (<= 4), else ``TZYX``; 5D ``TCZYX``."""

@@ -141,8 +141,9 @@ def choose_mask(
     dark : np.ndarray, optional
         A dark frame (pure noise of the same camera/scanner).
     dark_axes : str, optional
-        Axes of ``dark``; default ``axes`` when it has as many dimensions as ``image``, else
-        ``YX`` (2D) or ``ZYX`` (3D).
+        Axes of ``dark``; default :func:`~napari_structn2v.axes.dark_axes`: ``axes`` when it has as
+        many dimensions as ``image``, a frame of the image's spatial axes, or a stack of such frames
+        (``SYX`` for 2D data); else ``YX`` (2D) or ``ZYX`` (3D).
     strict : bool
         Raise :class:`UnreliableNoiseError` when the background's suggestion is not reliable (a
         dark frame's is always used, its ``warnings`` kept in the analysis). ``False`` returns
@@ -153,12 +154,15 @@ def choose_mask(
     MaskChosen
         The analysis, its source in words, and the background tiles' corners and side.
     """
+    from .axes import dark_axes as axes_of_dark
     from .axes import validate_axes
     from .noise.analysis import analyze_noise, find_background
 
     ax = validate_axes(axes, np.ndim(image))
     if dark is not None:
-        noise_axes = dark_axes if dark_axes is not None else (ax if np.ndim(dark) == len(ax) else None)
+        # a stack of 2D dark frames for 2D data is frames, not a volume (it gave a 3D mask that
+        # training on the 2D data then refused)
+        noise_axes = dark_axes if dark_axes is not None else axes_of_dark(np.ndim(dark), ax)
         # dark=True: a stack of dark frames also shows the camera's fixed pattern (removed before the
         # mask is read, carried as analysis.fixed_pattern); one frame gives the plain analysis
         return MaskChosen(analyze_noise(dark, axes=noise_axes, dark=True), "the dark frame")

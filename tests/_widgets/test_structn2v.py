@@ -194,3 +194,16 @@ def test_closing_the_viewer_during_auto_denoise_stops_it(make_napari_viewer, qtb
     qtbot.waitUntil(lambda: widget.train.plot.points("train") > 0, timeout=60_000)
     with qtbot.waitSignal(worker.finished, timeout=20_000):
         viewer.close()
+
+
+def test_a_dark_stack_for_a_2d_image_is_read_as_frames(make_napari_viewer, qtbot):
+    # its own shape guessed ZYX: the mask came out 3D (11x1x1) and training on the 2D image refused it
+    from napari_structn2v.synthetic import correlated_noise, make_sample
+
+    viewer, _dock, widget = laptop_viewer(make_napari_viewer, qtbot)
+    viewer.add_image(make_sample("2d", seed=0, size=64)["noisy"], name="img")
+    viewer.add_image(np.stack([correlated_noise((64, 64), axis=-1, rng=i) for i in range(4)]), name="dark stack")
+    widget.image_combo.set_layer("img")
+    widget.dark_combo.set_layer("dark stack")
+    _image, axes, dark, dark_axes, _config = widget._inputs()
+    assert axes == "YX" and dark.shape == (4, 64, 64) and dark_axes == "SYX"

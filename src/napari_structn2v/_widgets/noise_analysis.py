@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
+from ..axes import dark_axes as axes_of_dark
 from ..errors import StructN2VError
 from ..method.masks import describe_mask
 from ..noise import analysis as noise
@@ -361,7 +362,9 @@ class NoiseAnalysisWidget(JobWidget):
         if dark is source:
             notify_error("The dark frame cannot be the image being denoised; choose a pure-noise layer.")
             return None
-        return layer_array(dark), layer_axes(dark)
+        data = layer_array(dark)
+        image_axes = layer_axes(source)  # a stack of dark frames for a 2D image is frames (SYX), not a volume
+        return data, (axes_of_dark(data.ndim, image_axes) if image_axes else None) or layer_axes(dark)
 
     def _show(self, source: Any, analysis: Any, spectrum: np.ndarray | None) -> None:
         self.acf_view.set_analysis(analysis)  # in the dock: no layers added to the viewer

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
+from ..axes import dark_axes as axes_of_dark
 from ..axes import validate_axes
 from ..errors import DataError, StructN2VError
 from ..events import PredictDone, TileDone, TrainDone, TrainStep, Validation
@@ -211,7 +212,8 @@ class StructN2VWidget(JobWidget):
         if dark_layer is source:
             raise DataError("The dark frame cannot be the image being denoised; choose a pure-noise layer or none.")
         dark = layer_array(dark_layer) if dark_layer is not None else None
-        dark_axes = layer_axes(dark_layer) if dark_layer is not None else None
+        # a stack of dark frames for a 2D image is frames (SYX), whatever its own shape suggests
+        dark_axes = (axes_of_dark(dark.ndim, axes) or layer_axes(dark_layer)) if dark_layer is not None else None
         # the Train step's settings (its defaults unless changed there), with this budget
         values = {**self.train.form.values(), "steps": None, "max_time_s": self.budget_s(), "preview_every": 0}
         return image, axes, dark, dark_axes, TrainConfig(**values)
