@@ -164,3 +164,16 @@ def test_ctrl_c_in_prediction_abandons_the_image_and_keeps_the_model(tmp_path):
     assert "structn2v: interrupted" in stderr and "Traceback" not in stderr
     assert f"model saved to {model}" in stdout and load_model(model).config.training["stopped"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "m.pt"]  # no image, no temporary file
+
+
+def test_a_dark_stack_for_a_2d_image(files, tmp_path, capsys):
+    # 3 dark frames for a YX image were read as a volume: an 11x1x1 mask, then an error in training
+    from napari_structn2v.synthetic import correlated_noise
+
+    stack = tmp_path / "darkstack.tif"
+    tifffile.imwrite(stack, np.stack([correlated_noise((128, 128), axis=-1, rng=i) for i in range(3)]), photometric="minisblack")
+    out = tmp_path / "out.tif"
+    assert _denoise(files / "noisy.tif", "--axes", "YX", "--out", out, "--dark", stack, "--time", "1s", "--no-tta") == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("blind mask "))
+    assert line.split()[2].endswith("x1,") and line.split()[2].count("x") == 1, line
+    assert tifffile.imread(out).shape == tifffile.imread(files / "noisy.tif").shape
