@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..axes import guess_axes, validate_axes
+from ..axes import dark_axes, guess_axes, validate_axes
 from ..errors import StructN2VError
 from ._signals import Connections
 
@@ -104,6 +104,14 @@ def layer_axes(layer: napari.layers.Layer) -> str:
         return guess_axes(shape, rgb=bool(getattr(layer, "rgb", False)))
     except StructN2VError:
         return ""  # no guess: the user types the axes
+
+
+def dark_layer_axes(layer: napari.layers.Layer, image_axes: str) -> str:
+    """Axes of a dark-frame layer for an image with ``image_axes``: :func:`~napari_structn2v.axes.dark_axes`
+    (a stack of dark frames for a 2D image is ``SYX``, whatever its own shape suggests), else the
+    layer's own (:func:`layer_axes`)."""
+    ndim = len(layer_data(layer).shape)
+    return (dark_axes(ndim, image_axes) if image_axes else None) or layer_axes(layer)
 
 
 #: metadata key marking display-only layers made by the plugin (autocorrelation, overlay, preview)

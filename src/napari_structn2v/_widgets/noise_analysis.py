@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qdebounced
 
-from ..axes import dark_axes as axes_of_dark
 from ..errors import StructN2VError
 from ..method.masks import describe_mask
 from ..noise import analysis as noise
@@ -33,6 +32,7 @@ from ._choice import share_layer_choice
 from ._job import JobWidget
 from ._layers import (
     LayerCombo,
+    dark_layer_axes,
     find_layer,
     hide_form_row,
     install_scroll_layout,
@@ -362,9 +362,7 @@ class NoiseAnalysisWidget(JobWidget):
         if dark is source:
             notify_error("The dark frame cannot be the image being denoised; choose a pure-noise layer.")
             return None
-        data = layer_array(dark)
-        image_axes = layer_axes(source)  # a stack of dark frames for a 2D image is frames (SYX), not a volume
-        return data, (axes_of_dark(data.ndim, image_axes) if image_axes else None) or layer_axes(dark)
+        return layer_array(dark), dark_layer_axes(dark, layer_axes(source))
 
     def _show(self, source: Any, analysis: Any, spectrum: np.ndarray | None) -> None:
         self.acf_view.set_analysis(analysis)  # in the dock: no layers added to the viewer

@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
-from ..axes import dark_axes as axes_of_dark
 from ..axes import validate_axes
 from ..errors import DataError, StructN2VError
 from ..events import PredictDone, TileDone, TrainDone, TrainStep, Validation
@@ -39,7 +38,7 @@ from ..method.masks import describe_mask
 from ._choice import share_layer_choice
 from ._form import SECONDS_PER, TIME_UNITS, set_time_unit
 from ._job import JobWidget
-from ._layers import LayerCombo, describe_error, layer_array, layer_axes, notify_error, notify_info
+from ._layers import LayerCombo, dark_layer_axes, describe_error, layer_array, layer_axes, notify_error, notify_info
 from ._predict_output import REFRESH_MS, PredictOutput, ViewFocus, camera, output_layer_name
 from ._worker import on_click
 from .mask_designer import BlindMaskWidget
@@ -212,8 +211,7 @@ class StructN2VWidget(JobWidget):
         if dark_layer is source:
             raise DataError("The dark frame cannot be the image being denoised; choose a pure-noise layer or none.")
         dark = layer_array(dark_layer) if dark_layer is not None else None
-        # a stack of dark frames for a 2D image is frames (SYX), whatever its own shape suggests
-        dark_axes = (axes_of_dark(dark.ndim, axes) or layer_axes(dark_layer)) if dark_layer is not None else None
+        dark_axes = dark_layer_axes(dark_layer, axes) if dark_layer is not None else None
         # the Train step's settings (its defaults unless changed there), with this budget
         values = {**self.train.form.values(), "steps": None, "max_time_s": self.budget_s(), "preview_every": 0}
         return image, axes, dark, dark_axes, TrainConfig(**values)
