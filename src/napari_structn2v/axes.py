@@ -39,11 +39,16 @@ def spatial_axes(axes: str) -> str:
     return "".join(a for a in SPATIAL if a in axes.upper())
 
 
+def frame_axes(axes: str) -> str:
+    """The axes of one frame of data with ``axes``: its spatial axes and C, in their order."""
+    return "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+
+
 def dark_axes(ndim: int, axes: str) -> str | None:
     """Axes of a dark frame with ``ndim`` dimensions for data with ``axes``: ``axes`` itself (as
-    many dimensions), one frame of its spatial (and C) axes, or a stack of such frames (``S``
-    first); None when none fits. A 3-frame stack for ``YX`` data is ``SYX``, not a volume."""
-    frame = "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+    many dimensions), one frame (:func:`frame_axes`), or a stack of frames (``S`` first); None
+    when none fits. A 3-frame stack for ``YX`` data is ``SYX``, not a volume."""
+    frame = frame_axes(axes)
     if ndim == len(axes):
         return axes
     if ndim == len(frame):

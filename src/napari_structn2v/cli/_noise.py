@@ -154,12 +154,12 @@ def _names_a_file(spec: str) -> bool:
 def _dark_axes(noise: np.ndarray, axes: str, dark: str) -> str:
     """The axes of the ``--dark`` noise for training on ``axes``: the same, or a stack of such
     frames (``S`` first) with one dimension more; anything else is named as the dark frame's fault."""
-    from ..axes import dark_axes, spatial_axes
+    from ..axes import dark_axes, frame_axes
 
     found = dark_axes(noise.ndim, axes)
     if found is not None:
         return found
-    frame = "".join(a for a in axes if a in spatial_axes(axes) or a == "C")
+    frame = frame_axes(axes)
     raise DataError(
         f"the dark frame {dark!r} has {noise.ndim} dimensions (shape {tuple(noise.shape)}); for training axes {axes} "
         f"give one {frame} frame ({len(frame)}D) or a stack of them ({len(frame) + 1}D)"
