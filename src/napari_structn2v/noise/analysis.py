@@ -262,9 +262,15 @@ def _dark_estimate(stacks: list[np.ndarray], rule: dict, removed: tuple) -> tupl
     has no signal to remove. Every other development set's dark frame gives the same mask either way.
     """
     ac, floor, mask = _suggest(stacks, None, clip=True, **rule)
-    if any(m > 1 and n >= m for n, m in zip(mask.shape, ac.shape)):
+    if _unfaded(mask, ac):
         return removed
     return ac.astype(np.float32), floor, mask
+
+
+def _unfaded(mask: np.ndarray, ac: np.ndarray) -> list[int]:
+    """The axes along which the mask reaches the end of the lags analysed: the correlation does
+    not fade within them (signal, shading, or too short a range)."""
+    return [i for i, (n, m) in enumerate(zip(mask.shape, ac.shape)) if m > 1 and n >= m]
 
 
 def _profiles(ac: np.ndarray, sp: str) -> dict[str, np.ndarray]:
@@ -348,7 +354,7 @@ def _warnings(
             f"region ({contamination:.0%} of its variance) would make it{instead}; check with an empty area "
             f"or a dark frame"
         )
-    edge = [letter for letter, n, m in zip(sp, mask.shape, ac.shape) if m > 1 and n >= m]
+    edge = [sp[i] for i in _unfaded(mask, ac)]
     if edge:
         warnings.append(
             f"the correlation does not fade within the lags analysed along {', '.join(edge)} "
