@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precision import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,14 +84,6 @@ def make_data(model: str, gt: np.ndarray, seed: int = 5) -> tuple[np.ndarray, np
     return noisy.astype(np.float32), noise(model, (2, *gt.shape[1:]), rng).astype(np.float32)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([10 * np.log10(1.0 / np.mean((x - y) ** 2)) for x, y in zip(a, b)]))
-
-
-def box_of(mask: np.ndarray) -> np.ndarray:
-    return np.ones(mask.shape, dtype=bool)
-
-
 def main(argv=None) -> int:
     import tifffile
 
@@ -118,7 +114,7 @@ def main(argv=None) -> int:
         wanted = args.variants.split(",")
         variants = [("suggested", chosen.mask)] if "suggested" in wanted else []
         if "box" in wanted and mask_to_spec(chosen.mask) is None:
-            variants.append(("its box", box_of(chosen.mask)))
+            variants.append(("its box", np.ones(chosen.mask.shape, dtype=bool)))
         if "n2v" in wanted and chosen.mask.sum() > 1:
             variants.append(("1x1 (N2V)", np.ones((1, 1), dtype=bool)))
         for label, mask in variants:
@@ -126,7 +122,7 @@ def main(argv=None) -> int:
                 t0 = time.perf_counter()
                 res = denoise(noisy, "SYX", mask=mask, config=TrainConfig(steps=args.steps, seed=seed))
                 row = dict(model=model, variant=label, seed=seed, mask=describe_mask(mask), background_mask=bg,
-                           noisy_db=round(psnr(noisy, gt), 2), db=round(psnr(res.image, gt), 2),
+                           noisy_db=round(psnr(noisy, gt, "SYX"), 2), db=round(psnr(res.image, gt, "SYX"), 2),
                            seconds=round(time.perf_counter() - t0, 1))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
