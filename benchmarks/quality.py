@@ -347,7 +347,10 @@ def main(argv=None) -> int:
         if args.images:
             noisy, gt = noisy[: args.images], gt[: args.images]
         ana = analyze_noise(dark, axes=axes, dark=True)  # as `--mask auto --dark dark.tif` analyses it
-        sugg = ana.spec or "x".join(map(str, ana.mask.shape[::-1]))
+        if ana.spec is None:  # its bounding box's spec would train another mask than the suggested one
+            raise SystemExit(f"{set_name}: the suggested mask is not a box; quality.py trains from WxH specs "
+                             "(benchmarks/noise_models.py trains any mask)")
+        sugg = ana.spec
         budget_s = args.time3d if is3d else args.time
         all_rows = (ALL_ROWS_3D if is3d else ALL_ROWS_2D) + TIMED_ROWS + ["nlm", "careamics", "bm3d"]
         if is3d:
