@@ -48,3 +48,6 @@ def test_analyze_noise_writes_a_mask_no_spec_names(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(out), "--overwrite"]) == 0
     assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(tmp_path / "m.png")]) == 2
+    before = dark.read_bytes()
+    assert main(["analyze-noise", str(dark), "--axes", "SYX", "--out-mask", str(dark), "--overwrite"]) == 2
+    assert "the noise image" in capsys.readouterr().err.strip().splitlines()[-1] and dark.read_bytes() == before
